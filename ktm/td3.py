@@ -1,0 +1,237 @@
+"""TD3 (Fujimoto et al., 2018) as pure functions over one `TD3State`.
+
+A learner works on padded sizes (`obs_size`, `act_size`); an optional `action_mask` [act_size] (the paper's g^k)
+zeroes padded action entries wherever the learner produces an action, so a learner on zero-padded inputs computes
+the same function as one on the raw sizes. K independent learners are the same functions under `jax.vmap`
+(`init_many`, `update_many`).
+"""
+
+import dataclasses
+from typing import Any, Callable, Optional, Sequence, Tuple
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+
+from ktm import networks
+from ktm.replay import Transition
+
+Params = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class TD3Config:
+  """TD3 hyper-parameters; defaults are the paper's (and TD3's)."""
+  obs_size: int
+  act_size: int
+  hidden_sizes: Tuple[int, ...] = (400, 400)
+  actor_lr: float = 3e-4
+  critic_lr: float = 3e-4
+  gamma: float = 0.99
+  tau: float = 0.005
+  batch_size: int = 256
+  policy_delay: int = 2
+  exploration_noise: float = 0.1     # std of N(0, sigma) added to the policy's action when acting
+  target_noise: float = 0.2          # std of the per-sample target-policy smoothing noise
+  target_noise_clip: float = 0.5     # the smoothing noise is clipped to [-c, c]
+  max_grad_norm: Optional[float] = None  # global-norm gradient clipping; None = off (as in TD3)
+
+  def __post_init__(self):
+    object.__setattr__(self, 'hidden_sizes', tuple(int(h) for h in self.hidden_sizes))
+    if self.policy_delay < 1:
+      raise ValueError(f'policy_delay must be >= 1, got {self.policy_delay}')
+    if not 0.0 < self.tau <= 1.0:
+      raise ValueError(f'tau must be in (0, 1], got {self.tau}')
+
+
+@flax.struct.dataclass
+class TD3State:
+  """One learner. Twin-critic parameters carry a leading ensemble axis of 2."""
+  actor_params: Params
+  critic_params: Params
+  target_actor_params: Params
+  target_critic_params: Params
+  actor_opt_state: optax.OptState
+  critic_opt_state: optax.OptState
+  step: jnp.ndarray   # int32 [], critic updates done so far
+  key: jax.Array
+
+
+def actor_network(cfg: TD3Config) -> networks.Actor:
+  return networks.Actor(cfg.hidden_sizes, cfg.act_size)
+
+
+def critic_network(cfg: TD3Config) -> networks.Critic:
+  """A single Q network; `networks.TwinCritic` is two of these with stacked parameters."""
+  return networks.Critic(cfg.hidden_sizes)
+
+
+def twin_critic_network(cfg: TD3Config):
+  return networks.TwinCritic(cfg.hidden_sizes)
+
+
+def optimizer(learning_rate: float, max_grad_norm: Optional[float]) -> optax.GradientTransformation:
+  adam = optax.adam(learning_rate)
+  return adam if max_grad_norm is None else optax.chain(optax.clip_by_global_norm(max_grad_norm), adam)
+
+
+def actor_optimizer(cfg: TD3Config) -> optax.GradientTransformation:
+  return optimizer(cfg.actor_lr, cfg.max_grad_norm)
+
+
+def critic_optimizer(cfg: TD3Config) -> optax.GradientTransformation:
+  return optimizer(cfg.critic_lr, cfg.max_grad_norm)
+
+
+def init(key: jax.Array, cfg: TD3Config) -> TD3State:
+  """Fresh learner. Target parameters are copies (not aliases) of the online ones, so the state can be donated."""
+  key, actor_key, critic_key = jax.random.split(key, 3)
+  obs = jnp.zeros((1, cfg.obs_size))
+  actor_params = actor_network(cfg).init(actor_key, obs)['params']
+  critic_params = twin_critic_network(cfg).init(critic_key, obs, jnp.zeros((1, cfg.act_size)))['params']
+  return TD3State(
+      actor_params=actor_params,
+      critic_params=critic_params,
+      target_actor_params=jax.tree.map(jnp.copy, actor_params),
+      target_critic_params=jax.tree.map(jnp.copy, critic_params),
+      actor_opt_state=actor_optimizer(cfg).init(actor_params),
+      critic_opt_state=critic_optimizer(cfg).init(critic_params),
+      step=jnp.zeros((), jnp.int32),
+      key=key,
+  )
+
+
+def init_many(key: jax.Array, num_learners: int, cfg: TD3Config) -> TD3State:
+  """K independent learners stacked on a leading axis; learner k's key is `fold_in(key, k)`."""
+  keys = jax.vmap(lambda k: jax.random.fold_in(key, k))(jnp.arange(num_learners))
+  return jax.vmap(lambda k: init(k, cfg))(keys)
+
+
+def policy(actor_params: Params, obs: jnp.ndarray, cfg: TD3Config,
+           action_mask: Optional[jnp.ndarray] = None) -> jnp.ndarray:
+  """Deterministic action [..., act_size] for obs [..., obs_size], padded entries masked."""
+  action = actor_network(cfg).apply({'params': actor_params}, obs)
+  return action if action_mask is None else action * action_mask
+
+
+def exploration_action(actor_params: Params, obs: jnp.ndarray, key: jax.Array, cfg: TD3Config,
+                       action_mask: Optional[jnp.ndarray] = None) -> jnp.ndarray:
+  """pi(s) + N(0, exploration_noise), clipped to [-1, 1]; [..., act_size]."""
+  action = policy(actor_params, obs, cfg)
+  action = jnp.clip(action + cfg.exploration_noise * jax.random.normal(key, action.shape), -1.0, 1.0)
+  return action if action_mask is None else action * action_mask
+
+
+def q1(critic_params: Params, obs: jnp.ndarray, action: jnp.ndarray, cfg: TD3Config) -> jnp.ndarray:
+  """First critic only: [...]. Cheaper than evaluating both (the actor loss uses Q1 only)."""
+  return critic_network(cfg).apply({'params': networks.q1_params(critic_params)}, obs, action)
+
+
+def twin_q(critic_params: Params, obs: jnp.ndarray, action: jnp.ndarray, cfg: TD3Config) -> jnp.ndarray:
+  """Both critics: [2, ...]."""
+  return twin_critic_network(cfg).apply({'params': critic_params}, obs, action)
+
+
+def smoothing_noise(key: jax.Array, shape: Sequence[int], cfg: TD3Config) -> jnp.ndarray:
+  """Per-sample target-policy smoothing noise clip(N(0, target_noise), -c, c) of `shape` ([B, act_size])."""
+  noise = cfg.target_noise * jax.random.normal(key, shape)
+  return jnp.clip(noise, -cfg.target_noise_clip, cfg.target_noise_clip)
+
+
+def td_target(target_actor_params: Params, target_critic_params: Params, batch: Transition, key: jax.Array,
+              cfg: TD3Config, action_mask: Optional[jnp.ndarray] = None) -> jnp.ndarray:
+  """y = r + gamma * (1 - terminated) * min_j Q'_j(s', clip(pi'(s') + eps, -1, 1)), [B].
+
+  A truncated (time-limit) transition has terminated = 0 and so still bootstraps. The mask is applied after the
+  noise so padded action entries stay exactly zero, as they are in the replayed actions.
+  """
+  next_action = policy(target_actor_params, batch.next_obs, cfg)
+  noise = smoothing_noise(key, next_action.shape, cfg)
+  next_action = jnp.clip(next_action + noise, -1.0, 1.0)
+  if action_mask is not None:
+    next_action = next_action * action_mask
+  next_q = jnp.min(twin_q(target_critic_params, batch.next_obs, next_action, cfg), axis=0)
+  return batch.reward + cfg.gamma * (1.0 - batch.terminated) * next_q
+
+
+def critic_loss(critic_params: Params, target: jnp.ndarray, batch: Transition,
+                cfg: TD3Config) -> Tuple[jnp.ndarray, dict]:
+  """Eq. 4: mean_i (y_i - Q1(s_i, a_i))^2 + mean_i (y_i - Q2(s_i, a_i))^2 with a fixed target y [B]."""
+  q = twin_q(critic_params, batch.obs, batch.action, cfg)   # [2, B]
+  loss = jnp.sum(jnp.mean(jnp.square(q - target[None]), axis=1))
+  return loss, {'critic_loss': loss, 'q1': jnp.mean(q[0]), 'q2': jnp.mean(q[1])}
+
+
+def actor_loss(actor_params: Params, critic_params: Params, obs: jnp.ndarray, cfg: TD3Config,
+               action_mask: Optional[jnp.ndarray] = None) -> Tuple[jnp.ndarray, dict]:
+  """-mean_i Q1(s_i, g(pi(s_i))) over obs [B, obs_size]."""
+  loss = -jnp.mean(q1(critic_params, obs, policy(actor_params, obs, cfg, action_mask), cfg))
+  return loss, {'actor_loss': loss}
+
+
+def gradient_step(loss_fn: Callable, params: Params, opt_state: optax.OptState,
+                  opt: optax.GradientTransformation, *args) -> Tuple[Params, optax.OptState, dict]:
+  """One optimizer step on `loss_fn(params, *args) -> (loss, metrics)`; returns new params, state, metrics."""
+  grads, metrics = jax.grad(loss_fn, has_aux=True)(params, *args)
+  updates, opt_state = opt.update(grads, opt_state, params)
+  return optax.apply_updates(params, updates), opt_state, metrics
+
+
+def soft_update(target: Params, online: Params, tau: float) -> Params:
+  """Polyak averaging: tau * online + (1 - tau) * target."""
+  return optax.incremental_update(online, target, tau)
+
+
+def is_policy_step(step: jnp.ndarray, cfg: TD3Config) -> jnp.ndarray:
+  """Whether the update that takes `step` critic updates to `step + 1` also updates actor and targets."""
+  return (step + 1) % cfg.policy_delay == 0
+
+
+def update_actor_and_targets(state: TD3State, cfg: TD3Config,
+                             obs: jnp.ndarray, action_mask: Optional[jnp.ndarray]) -> Tuple[TD3State, dict]:
+  """The delayed part of TD3: one actor step, then soft updates of all target networks."""
+  actor_params, actor_opt_state, metrics = gradient_step(
+      actor_loss, state.actor_params, state.actor_opt_state, actor_optimizer(cfg),
+      state.critic_params, obs, cfg, action_mask)
+  state = state.replace(
+      actor_params=actor_params,
+      actor_opt_state=actor_opt_state,
+      target_actor_params=soft_update(state.target_actor_params, actor_params, cfg.tau),
+      target_critic_params=soft_update(state.target_critic_params, state.critic_params, cfg.tau))
+  return state, metrics
+
+
+def update(state: TD3State, batch: Transition, cfg: TD3Config, action_mask: Optional[jnp.ndarray] = None,
+           policy_step: Optional[jnp.ndarray] = None) -> Tuple[TD3State, dict]:
+  """One TD3 update on a batch ([B, ...] fields): a critic step, and every `policy_delay` steps an actor step
+  and the target updates (together, under one `lax.cond`).
+
+  `policy_step` overrides the delay schedule with a shared boolean; `update_many` passes one so the `lax.cond`
+  stays a real branch under `vmap` instead of becoming a select that runs both sides.
+  """
+  key, noise_key = jax.random.split(state.key)
+  target = td_target(state.target_actor_params, state.target_critic_params, batch, noise_key, cfg, action_mask)
+  critic_params, critic_opt_state, metrics = gradient_step(
+      critic_loss, state.critic_params, state.critic_opt_state, critic_optimizer(cfg), target, batch, cfg)
+  state = state.replace(critic_params=critic_params, critic_opt_state=critic_opt_state, key=key)
+  if policy_step is None:
+    policy_step = is_policy_step(state.step, cfg)
+  state, actor_metrics = jax.lax.cond(
+      policy_step,
+      lambda s: update_actor_and_targets(s, cfg, batch.obs, action_mask),
+      lambda s: (s, {'actor_loss': jnp.zeros(())}),
+      state)
+  return state.replace(step=state.step + 1), {**metrics, **actor_metrics}
+
+
+def update_many(states: TD3State, batches: Transition, cfg: TD3Config,
+                action_masks: Optional[jnp.ndarray] = None) -> Tuple[TD3State, dict]:
+  """K independent learners, one update each: states [K], batches [K, B, ...], action_masks [K, act_size].
+
+  All learners advance in lockstep, so the policy-delay decision is taken once for all of them.
+  """
+  policy_step = is_policy_step(states.step[0], cfg)
+  if action_masks is None:
+    return jax.vmap(lambda s, b: update(s, b, cfg, None, policy_step))(states, batches)
+  return jax.vmap(lambda s, b, m: update(s, b, cfg, m, policy_step))(states, batches, action_masks)
