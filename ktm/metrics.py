@@ -1,0 +1,83 @@
+"""Host-side metrics: CSV + JSONL + TensorBoard writers and a tqdm progress bar with per-task returns."""
+
+import csv
+import json
+import math
+import os
+from typing import Dict, Mapping, Optional, Sequence
+
+import numpy as np
+
+
+def _scalar(v):
+  v = float(np.asarray(v))
+  return None if math.isnan(v) else v
+
+
+class MetricsWriter:
+  """Appends one row per `write(step, metrics)` to WORKDIR/metrics.csv, metrics.jsonl and TensorBoard events.
+
+  The CSV header is fixed by the first row; later rows with new keys still reach JSONL and TensorBoard.
+  """
+
+  def __init__(self, workdir: str, tensorboard: bool = True):
+    os.makedirs(workdir, exist_ok=True)
+    self._jsonl = open(os.path.join(workdir, 'metrics.jsonl'), 'a')
+    csv_path = os.path.join(workdir, 'metrics.csv')
+    self._csv_header = None
+    if os.path.exists(csv_path) and os.path.getsize(csv_path) > 0:
+      with open(csv_path) as f:
+        self._csv_header = next(csv.reader(f))
+    self._csv = open(csv_path, 'a', newline='')
+    self._tb = None
+    if tensorboard:
+      from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
+      self._tb = SummaryWriter(os.path.join(workdir, 'tensorboard'))
+
+  def write(self, step: int, metrics: Mapping[str, object]) -> None:
+    row = {'step': int(step), **{k: _scalar(v) for k, v in metrics.items()}}
+    self._jsonl.write(json.dumps(row) + '\n')
+    self._jsonl.flush()
+    if self._csv_header is None:
+      self._csv_header = list(row)
+      csv.writer(self._csv).writerow(self._csv_header)
+    csv.writer(self._csv).writerow(['' if row.get(k) is None else row.get(k) for k in self._csv_header])
+    self._csv.flush()
+    if self._tb is not None:
+      for k, v in row.items():
+        if k != 'step' and v is not None:
+          self._tb.add_scalar(k, v, step)
+      self._tb.flush()
+
+  def close(self) -> None:
+    self._jsonl.close()
+    self._csv.close()
+    if self._tb is not None:
+      self._tb.close()
+
+
+def per_task(prefix: str, names: Sequence[str], values) -> Dict[str, float]:
+  """{'prefix/TaskName': value} for values [K]."""
+  return {f'{prefix}/{n}': v for n, v in zip(names, np.asarray(values).tolist())}
+
+
+class Progress:
+  """A tqdm bar over env steps with ETA and the latest per-task evaluation returns in its postfix."""
+
+  def __init__(self, total: int, desc: str, initial: int = 0, disable: Optional[bool] = None):
+    from tqdm import tqdm  # pylint: disable=import-outside-toplevel
+    self._bar = tqdm(total=total, initial=initial, desc=desc, unit='step', dynamic_ncols=True,
+                     disable=disable, mininterval=1.0)
+
+  def update(self, n: int) -> None:
+    self._bar.update(n)
+
+  def show_returns(self, names: Sequence[str], returns) -> None:
+    short = {n[-12:]: f'{r:.0f}' for n, r in zip(names, np.asarray(returns).tolist())}
+    self._bar.set_postfix(short, refresh=True)
+
+  def write(self, text: str) -> None:
+    self._bar.write(text)
+
+  def close(self) -> None:
+    self._bar.close()
