@@ -34,6 +34,16 @@ def matmul_flops_per_update(cfg: td3.TD3Config) -> float:
   return critic_step + actor_step / cfg.policy_delay
 
 
+def xla_flops_per_update(cfg, state, batch):
+  """XLA's own FLOP count of one update, averaged over the policy delay (critic-only and full updates)."""
+  def flops(policy_step):
+    f = jax.jit(lambda s, b: td3.update(s, b, cfg, policy_step=policy_step))
+    analysis = f.lower(state, batch).compile().cost_analysis()
+    return (analysis[0] if isinstance(analysis, list) else analysis).get('flops', float('nan'))
+  d = cfg.policy_delay
+  return (flops(True) + (d - 1) * flops(False)) / d
+
+
 def make_run(cfg: td3.TD3Config, num_updates: int, vmapped: bool):
   """jit(state, buffer, key) -> state after `num_updates` sample+update steps."""
 
@@ -99,8 +109,8 @@ def main():
 
   run1 = make_run(cfg, n, vmapped=False)
   buf1 = filled_buffer(key, 1, args.capacity, cfg)
-  xla_flops = run1.lower(td3.init(key, cfg), buf1, key).compile().cost_analysis()
-  xla_flops = (xla_flops[0] if isinstance(xla_flops, list) else xla_flops).get('flops', float('nan')) / n
+  xla_flops = xla_flops_per_update(cfg, td3.init(key, cfg), jax.tree.map(lambda x: x[0, :cfg.batch_size],
+                                                                          buf1.data))
   t1, _ = measure(run1, td3.init(key, cfg), buf1, key, args.repeats)
   rows.append(dict(setting='K=1', learners=1, seconds=t1, updates_per_s=n / t1,
                    learner_updates_per_s=n / t1, gflops=flops * n / t1 / 1e9))

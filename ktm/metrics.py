@@ -73,7 +73,8 @@ class Progress:
     self._bar.update(n)
 
   def show_returns(self, names: Sequence[str], returns) -> None:
-    short = {n[-12:]: f'{r:.0f}' for n, r in zip(names, np.asarray(returns).tolist())}
+    prefix = os.path.commonprefix(list(names)) if len(names) > 1 else ''
+    short = {n[len(prefix):] or n: f'{r:.0f}' for n, r in zip(names, np.asarray(returns).tolist())}
     self._bar.set_postfix(short, refresh=True)
 
   def write(self, text: str) -> None:
@@ -81,3 +82,20 @@ class Progress:
 
   def close(self) -> None:
     self._bar.close()
+
+
+TRAIN_METRICS = ('train_return', 'critic_loss', 'actor_loss', 'q1', 'teacher_q1', 'teacher_q1_term', 'own_q1_term')
+
+
+def log_evaluation(writer: MetricsWriter, bar: Progress, step: int, task_names: Sequence[str], returns,
+                   train_metrics: Mapping[str, object], extra: Optional[Mapping[str, float]] = None) -> None:
+  """One metrics row (per-task mean eval return [K] from returns [K, E], and per-task training metrics) and the
+  progress bar's returns."""
+  means = np.asarray(returns).mean(axis=1)
+  row = dict(extra or {})
+  row.update(per_task('eval_return', task_names, means))
+  for name in TRAIN_METRICS:
+    if name in train_metrics and np.ndim(train_metrics[name]) == 1:
+      row.update(per_task(name, task_names, train_metrics[name]))
+  writer.write(step, row)
+  bar.show_returns(task_names, means)

@@ -188,11 +188,14 @@ def is_policy_step(step: jnp.ndarray, cfg: TD3Config) -> jnp.ndarray:
   return (step + 1) % cfg.policy_delay == 0
 
 
-def update_actor_and_targets(state: TD3State, cfg: TD3Config,
-                             obs: jnp.ndarray, action_mask: Optional[jnp.ndarray]) -> Tuple[TD3State, dict]:
+ActorLossFn = Callable[..., Tuple[jnp.ndarray, dict]]
+
+
+def update_actor_and_targets(state: TD3State, cfg: TD3Config, obs: jnp.ndarray, action_mask: Optional[jnp.ndarray],
+                             actor_loss_fn: ActorLossFn = actor_loss) -> Tuple[TD3State, dict]:
   """The delayed part of TD3: one actor step, then soft updates of all target networks."""
   actor_params, actor_opt_state, metrics = gradient_step(
-      actor_loss, state.actor_params, state.actor_opt_state, actor_optimizer(cfg),
+      actor_loss_fn, state.actor_params, state.actor_opt_state, actor_optimizer(cfg),
       state.critic_params, obs, cfg, action_mask)
   state = state.replace(
       actor_params=actor_params,
@@ -203,12 +206,14 @@ def update_actor_and_targets(state: TD3State, cfg: TD3Config,
 
 
 def update(state: TD3State, batch: Transition, cfg: TD3Config, action_mask: Optional[jnp.ndarray] = None,
-           policy_step: Optional[jnp.ndarray] = None) -> Tuple[TD3State, dict]:
+           policy_step: Optional[jnp.ndarray] = None,
+           actor_loss_fn: ActorLossFn = actor_loss) -> Tuple[TD3State, dict]:
   """One TD3 update on a batch ([B, ...] fields): a critic step, and every `policy_delay` steps an actor step
   and the target updates (together, under one `lax.cond`).
 
   `policy_step` overrides the delay schedule with a shared boolean; `update_many` passes one so the `lax.cond`
-  stays a real branch under `vmap` instead of becoming a select that runs both sides.
+  stays a real branch under `vmap` instead of becoming a select that runs both sides. `actor_loss_fn(actor_params,
+  critic_params, obs, cfg, action_mask) -> (loss, metrics)` replaces TD3's actor loss (KTM's Eq. 5 does).
   """
   key, noise_key = jax.random.split(state.key)
   target = td_target(state.target_actor_params, state.target_critic_params, batch, noise_key, cfg, action_mask)
@@ -217,11 +222,9 @@ def update(state: TD3State, batch: Transition, cfg: TD3Config, action_mask: Opti
   state = state.replace(critic_params=critic_params, critic_opt_state=critic_opt_state, key=key)
   if policy_step is None:
     policy_step = is_policy_step(state.step, cfg)
-  state, actor_metrics = jax.lax.cond(
-      policy_step,
-      lambda s: update_actor_and_targets(s, cfg, batch.obs, action_mask),
-      lambda s: (s, {'actor_loss': jnp.zeros(())}),
-      state)
+  delayed = lambda s: update_actor_and_targets(s, cfg, batch.obs, action_mask, actor_loss_fn)
+  skipped_metrics = jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), jax.eval_shape(delayed, state)[1])
+  state, actor_metrics = jax.lax.cond(policy_step, delayed, lambda s: (s, skipped_metrics), state)
   return state.replace(step=state.step + 1), {**metrics, **actor_metrics}
 
 

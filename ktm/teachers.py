@@ -18,8 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ktm import checkpoint, multi_td3, replay, td3
-from ktm.envs import Suite
+from ktm import checkpoint, metrics, multi_td3, replay, td3
+from ktm.envs import Suite, make_suite
 
 FORMAT_VERSION = 1
 META_FILE = 'teacher.json'
@@ -106,6 +106,42 @@ def save(teacher_dir: str, suite: Suite, state: multi_td3.TrainState, cfg: td3.T
       checkpoint.write_json(os.path.join(tmp, META_FILE), meta)
     paths.append(path)
   return paths
+
+
+def train_and_save(benchmark: str, td3_kwargs: dict, train_cfg: multi_td3.TrainConfig, workdir: str,
+                   backend: str = 'auto', overwrite: bool = False, tensorboard: bool = True,
+                   progress_bar: bool = True) -> List[dict]:
+  """Trains the teachers of suite `benchmark`, logs to WORKDIR (metrics.csv/jsonl, tensorboard/) and saves them
+  under WORKDIR/teachers; returns the per-task results (also written to WORKDIR/results.json)."""
+  suite = make_suite(benchmark, num_envs=train_cfg.num_envs, backend=backend)
+  eval_suite = make_suite(benchmark, num_envs=train_cfg.eval_episodes, backend=backend)
+  cfg = td3.TD3Config(obs_size=suite.obs_size, act_size=suite.act_size, **td3_kwargs)
+  check_writable(workdir, suite.task_names, overwrite)
+  checkpoint.write_json(os.path.join(workdir, 'config.json'), dict(
+      benchmark=benchmark, backend=suite.backend_name, td3=dataclasses.asdict(cfg),
+      train=dataclasses.asdict(train_cfg), jax=jax.__version__, device=str(jax.devices()[0])))
+  print(f'{benchmark}: {suite.num_tasks} tasks {suite.task_names} on {suite.backend_name} physics, '
+        f'{jax.devices()[0].platform}; {train_cfg.steps:,} steps each, networks {cfg.hidden_sizes}')
+  writer = metrics.MetricsWriter(workdir, tensorboard=tensorboard)
+  bar = metrics.Progress(train_cfg.steps, 'teachers', disable=not progress_bar)
+
+  def progress(step, train_metrics, returns):
+    bar.update(train_cfg.chunk_steps)
+    if returns is not None:
+      metrics.log_evaluation(writer, bar, step, suite.task_names, returns, train_metrics)
+
+  state, history, wall = train(suite, eval_suite, cfg, train_cfg, progress)
+  bar.close()
+  writer.close()
+  save(workdir, suite, state, cfg, train_cfg, history, overwrite=overwrite)
+  results = summarize(suite.task_names, history, train_cfg.steps, wall)
+  checkpoint.write_json(os.path.join(workdir, 'results.json'), dict(benchmark=benchmark, wall_seconds=wall,
+                                                                    tasks=results))
+  print(f'{"task":<32} {"final":>9} {"best":>9}')
+  for r in results:
+    print(f'{r["name"]:<32} {r["final_return"]:>9.1f} {r["best_return"]:>9.1f}')
+  print(f'{wall:.0f} s; teachers in {os.path.join(workdir, "teachers")}')
+  return results
 
 
 def _check_meta(meta: dict, path: str, suite: Suite, k: int, hidden_sizes) -> None:

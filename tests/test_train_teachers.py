@@ -8,8 +8,8 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import config_flags, train_teachers
-from ktm import multi_td3, rollout, td3, teachers
+from experiments import config_flags
+from ktm import multi_td3, presets, rollout, td3, teachers
 from ktm.envs import make_suite
 
 
@@ -17,8 +17,8 @@ def test_tiny_run_beats_random_policy_and_writes_outputs(tmp_path):
   train_cfg = multi_td3.TrainConfig(steps=4000, start_steps=500, chunk_steps=10, eval_every=1000, eval_episodes=5,
                                     replay_capacity=5000, updates_per_step=3)
   workdir = str(tmp_path)
-  results = train_teachers.run('pendulum_group', dict(hidden_sizes=(32, 32), actor_lr=1e-3, critic_lr=1e-3),
-                               train_cfg, workdir, progress_bar=False, tensorboard=True)
+  results = teachers.train_and_save('pendulum_group', dict(hidden_sizes=(32, 32), actor_lr=1e-3, critic_lr=1e-3),
+                                     train_cfg, workdir, progress_bar=False, tensorboard=True)
   eval_suite = make_suite('pendulum_group', num_envs=5)
   random_returns = np.asarray(rollout.evaluate(lambda p, obs, key: rollout.uniform_actions(key, eval_suite), None,
                                                jax.random.key(0), eval_suite)).mean(axis=1)
@@ -50,7 +50,7 @@ def test_every_config_field_has_a_flag_and_flags_override_presets():
 
 
 def test_presets_build_valid_configs():
-  for name, preset in train_teachers.PRESETS.items():
+  for name, preset in presets.TEACHERS.items():
     multi_td3.TrainConfig(**preset['train'])
     td3.TD3Config(obs_size=1, act_size=1, **preset['td3'])
     assert preset['benchmark'] in ('halfcheetah_group', 'benchmark_b', 'pendulum_group'), name

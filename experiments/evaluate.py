@@ -1,0 +1,36 @@
+r"""Evaluate a KTM-DRL student from a run_ktm.py work directory and print the per-task table.
+
+  python experiments/evaluate.py --checkpoint=/tmp/ktm/quick
+  python experiments/evaluate.py --checkpoint=/tmp/ktm/quick --episodes=20 --teachers   # re-evaluate teachers too
+
+The teacher column is the teachers' best training evaluation unless --teachers evaluates them now.
+"""
+
+import sys
+
+from absl import app, flags, logging
+
+from ktm import checkpoint, train
+
+flags.DEFINE_string('checkpoint', None, 'A run_ktm.py WORKDIR (holding config.json and checkpoints/).',
+                    required=True)
+flags.DEFINE_integer('episodes', None, "Deterministic episodes per task (default: the run's eval_episodes).")
+flags.DEFINE_boolean('teachers', False, 'Also evaluate the teachers now (else use their training evaluations).')
+flags.DEFINE_enum('backend', 'auto', ['auto', 'mjx', 'native'], 'Physics backend (auto: native on CPU).')
+flags.DEFINE_integer('seed', 0, 'Evaluation seed.')
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)   # orbax logs every checkpoint step at INFO
+  try:
+    rows = train.evaluate_checkpoint(FLAGS.checkpoint, FLAGS.episodes, FLAGS.teachers, FLAGS.backend, FLAGS.seed)
+  except (FileNotFoundError, checkpoint.CheckpointError, ValueError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(1)
+  train.print_table(rows)
+
+
+if __name__ == '__main__':
+  app.run(main)

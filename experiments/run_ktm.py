@@ -1,0 +1,47 @@
+r"""KTM-DRL end to end: teachers (trained first if missing), offline transfer, online learning, evaluation.
+
+  # CPU-sized demo on pendulum_group, teachers included:
+  python experiments/run_ktm.py --preset=quick --workdir=/tmp/ktm/quick
+  # the paper's configuration on Benchmark A (teachers from --teacher_dir, trained there if missing):
+  python experiments/run_ktm.py --benchmark=halfcheetah_group --workdir=runs/ktm_a --teacher_dir=runs/teachers_a
+
+Ablations (paper Table 3): --offline_epochs=0 (w/o Offline), --online_epochs=0 (w/o Online), --alpha=0 (Online
+w/o Teacher), --beta=0 (Online only Teacher), --replay=flat (w/o HER). Every TD3Config field (the student's) and
+KTMConfig field is a flag. Re-running the same command on an existing WORKDIR resumes from its last checkpoint.
+Writes WORKDIR/checkpoints/, metrics.{csv,jsonl}, tensorboard/, config.json and results.json.
+"""
+
+import os
+
+from absl import app, flags, logging
+
+from experiments import config_flags
+from ktm import presets, student, td3, train
+
+flags.DEFINE_enum('preset', 'paper', sorted(presets.KTM), 'Settings to start from; other flags override them.')
+flags.DEFINE_string('benchmark', None, "Suite name (default: the preset's).")
+flags.DEFINE_string('workdir', None, 'Output directory (resumed if it holds a checkpoint).', required=True)
+flags.DEFINE_string('teacher_dir', None, 'Teachers (default: WORKDIR/teachers_run); trained there if missing.')
+flags.DEFINE_enum('backend', 'auto', ['auto', 'mjx', 'native'], 'Physics backend (auto: native on CPU).')
+flags.DEFINE_boolean('tensorboard', True, 'Also write TensorBoard event files.')
+flags.DEFINE_boolean('progress_bar', True, 'Show a progress bar.')
+flags.DEFINE_integer('exit_after_checkpoint', None, 'Testing aid: exit one chunk after the N-th checkpoint.')
+config_flags.define_flags(td3.TD3Config, exclude=('obs_size', 'act_size'))
+config_flags.define_flags(student.KTMConfig)
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)   # orbax logs every checkpoint step at INFO
+  preset = presets.KTM[FLAGS.preset]
+  ktm_cfg = config_flags.build(student.KTMConfig, preset['ktm'])
+  td3_kwargs = {**preset['td3'], **config_flags.overrides(td3.TD3Config, exclude=('obs_size', 'act_size'))}
+  teacher_dir = FLAGS.teacher_dir or os.path.join(FLAGS.workdir, 'teachers_run')
+  train.run(FLAGS.benchmark or preset['benchmark'], td3_kwargs, ktm_cfg, FLAGS.workdir, teacher_dir,
+            presets.TEACHERS[preset['teachers']], FLAGS.backend, FLAGS.tensorboard, FLAGS.progress_bar,
+            FLAGS.exit_after_checkpoint)
+
+
+if __name__ == '__main__':
+  app.run(main)

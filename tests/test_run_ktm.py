@@ -1,0 +1,113 @@
+"""run_ktm.py end to end: a tiny run through main(), kill-and-resume bit-identical, evaluate.py errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from ktm import checkpoint, multi_td3, student, td3, teachers, train
+from ktm.envs import make_suite
+from tests.test_td3 import tree_equal
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_KTM = ['--preset=quick', '--hidden_sizes=16,16', '--batch_size=32', '--offline_epochs=40',
+            '--online_epochs=40', '--offline_chunk=10', '--chunk_steps=5', '--checkpoint_every=20',
+            '--eval_every=20', '--eval_episodes=2', '--online_capacity=200', '--progress_bar=false',
+            '--tensorboard=false']
+
+
+@pytest.fixture(scope='module')
+def teacher_dir(tmp_path_factory):
+  suite = make_suite('pendulum_group')
+  eval_suite = make_suite('pendulum_group', num_envs=2, episode_length=100)
+  cfg = td3.TD3Config(obs_size=suite.obs_size, act_size=suite.act_size, hidden_sizes=(16, 16), batch_size=32)
+  train_cfg = multi_td3.TrainConfig(steps=300, start_steps=100, chunk_steps=50, eval_every=300, eval_episodes=2,
+                                    replay_capacity=300)
+  state, history, _ = teachers.train(suite, eval_suite, cfg, train_cfg)
+  directory = str(tmp_path_factory.mktemp('teachers'))
+  teachers.save(directory, suite, state, cfg, train_cfg, history)
+  return directory
+
+
+def run_script(args, expect_rc=0):
+  proc = subprocess.run([sys.executable, os.path.join(ROOT, 'experiments', 'run_ktm.py')] + args, cwd=ROOT,
+                        capture_output=True, text=True, timeout=600)
+  assert proc.returncode == expect_rc, proc.stderr[-3000:]
+  return proc
+
+
+def final_state(workdir):
+  config = json.load(open(os.path.join(workdir, 'config.json')))
+  suite = make_suite(config['benchmark'])
+  cfg = td3.TD3Config(**{**config['td3'], 'hidden_sizes': tuple(config['td3']['hidden_sizes'])})
+  like = jax.eval_shape(lambda: student.init(jax.random.key(0), suite, cfg, student.KTMConfig(**config['ktm'])))
+  manager = checkpoint.CheckpointManager(os.path.join(workdir, 'checkpoints'))
+  step = manager.latest_step()
+  state, extra = manager.restore(like)
+  manager.close()
+  return step, state, extra
+
+
+def test_main_end_to_end_and_resume_after_kill_is_bit_identical(teacher_dir, tmp_path):
+  from absl import flags
+  from experiments import run_ktm
+  full = str(tmp_path / 'full')
+  flags.FLAGS(['run_ktm', f'--workdir={full}', f'--teacher_dir={teacher_dir}'] + TINY_KTM)
+  run_ktm.main([])
+  results = json.load(open(os.path.join(full, 'results.json')))
+  names = make_suite('pendulum_group').task_names
+  assert [r['name'] for r in results['tasks']] == list(names)
+  for r in results['tasks']:
+    assert r['ratio'] == pytest.approx(r['student_return'] / r['teacher_return'])
+  step, full_state, extra = final_state(full)
+  assert step == 80 and int(full_state.stage) == student.DONE
+  assert [h['global_epoch'] for h in extra['history']] == [20, 40, 60, 80]
+  assert int(full_state.student.step) == 80
+
+  killed = str(tmp_path / 'killed')
+  args = [f'--workdir={killed}', f'--teacher_dir={teacher_dir}'] + TINY_KTM
+  run_script(args + ['--exit_after_checkpoint=2'], expect_rc=3)     # dies 5 online epochs after checkpoint 40
+  assert final_state(killed)[0] == 40
+  run_script(args)                                                  # the same command resumes
+  step, resumed_state, resumed_extra = final_state(killed)
+  assert step == 80
+  assert tree_equal(resumed_state, full_state)
+  np.testing.assert_array_equal(np.asarray(resumed_extra['history'][-1]['returns']),
+                                np.asarray(extra['history'][-1]['returns']))
+
+
+def test_resume_with_another_config_is_refused(teacher_dir, tmp_path):
+  workdir = str(tmp_path / 'w')
+  train.check_config(workdir, {'a': 1})
+  with pytest.raises(ValueError, match='another configuration'):
+    train.check_config(workdir, {'a': 2})
+
+
+def test_evaluate_errors_are_one_clear_line(tmp_path):
+  script = os.path.join(ROOT, 'experiments', 'evaluate.py')
+  proc = subprocess.run([sys.executable, script, f'--checkpoint={tmp_path / "missing"}'], capture_output=True,
+                        text=True, timeout=300)
+  assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1].startswith('error: no run directory')
+  (tmp_path / 'bad').mkdir()
+  (tmp_path / 'bad' / 'config.json').write_text('{oops')
+  proc = subprocess.run([sys.executable, script, f'--checkpoint={tmp_path / "bad"}'], capture_output=True,
+                        text=True, timeout=300)
+  assert proc.returncode == 1 and 'corrupt JSON' in proc.stderr.strip().splitlines()[-1]
+  assert 'Traceback' not in proc.stderr
+
+
+def test_next_chunk_stops_at_boundaries():
+  cfg = student.KTMConfig(offline_epochs=25, online_epochs=30, offline_chunk=10, chunk_steps=7, eval_every=12,
+                          checkpoint_every=20)
+  epoch, chunks = 0, []
+  while epoch < 25:
+    n = train.next_chunk(student.OFFLINE, epoch, cfg)
+    chunks.append(n)
+    epoch += n
+  assert chunks == [10, 2, 8, 4, 1]       # eval at 12, 24; checkpoint at 20; stage end at 25
+  assert train.next_chunk(student.ONLINE, 0, cfg) == 7
+  assert train.next_chunk(student.ONLINE, 14, cfg) == 1   # global epoch 39 -> checkpoint at 40
