@@ -4,8 +4,10 @@ A generated flag defaults to None, meaning "keep the preset's (or the dataclass'
 """
 
 import dataclasses
+import functools
+import sys
 import typing
-from typing import Any, Dict, Iterable
+from typing import Any, Callable, Dict, Iterable
 
 from absl import flags
 
@@ -58,3 +60,29 @@ def overrides(cls, flag_values=flags.FLAGS, exclude: Iterable[str] = ()) -> Dict
 def build(cls, preset: Dict[str, Any], flag_values=flags.FLAGS, **fixed) -> Any:
   """cls(**fixed, **preset, **flag overrides), flags winning over the preset."""
   return cls(**{**preset, **overrides(cls, flag_values, exclude=fixed), **fixed})
+
+
+def define_run_flags(preset_names: Iterable[str], workdir_help: str) -> None:
+  """The flags every experiment script shares: --preset, --benchmark, --workdir, --backend, --tensorboard,
+  --progress_bar."""
+  flags.DEFINE_enum('preset', 'paper', sorted(preset_names), 'Settings to start from; other flags override them.')
+  flags.DEFINE_string('benchmark', None, "Suite name (default: the preset's), e.g. halfcheetah_group, benchmark_b.")
+  flags.DEFINE_string('workdir', None, workdir_help, required=True)
+  flags.DEFINE_enum('backend', 'auto', ['auto', 'mjx', 'native'], 'Physics backend (auto: native on CPU).')
+  flags.DEFINE_boolean('tensorboard', True, 'Also write TensorBoard event files.')
+  flags.DEFINE_boolean('progress_bar', True, 'Show a progress bar.')
+
+
+def user_errors_exit(main: Callable) -> Callable:
+  """Wraps a script's main so that a wrong path, a corrupt file or a mismatched config prints one `error:` line
+  and exits with status 1 instead of a traceback."""
+  from ktm.checkpoint import CheckpointError  # pylint: disable=import-outside-toplevel
+
+  @functools.wraps(main)
+  def wrapped(argv):
+    try:
+      return main(argv)
+    except (FileNotFoundError, FileExistsError, CheckpointError, ValueError) as e:
+      print(f'error: {e}', file=sys.stderr)
+      sys.exit(1)
+  return wrapped

@@ -6,11 +6,10 @@ r"""Evaluate a KTM-DRL student from a run_ktm.py work directory and print the pe
 The teacher column is the teachers' best training evaluation unless --teachers evaluates them now.
 """
 
-import sys
-
 from absl import app, flags, logging
 
-from ktm import checkpoint, train
+from experiments import config_flags
+from ktm import train
 
 flags.DEFINE_string('checkpoint', None, 'A run_ktm.py WORKDIR (holding config.json and checkpoints/).',
                     required=True)
@@ -21,15 +20,12 @@ flags.DEFINE_integer('seed', 0, 'Evaluation seed.')
 FLAGS = flags.FLAGS
 
 
+@config_flags.user_errors_exit
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)   # orbax logs every checkpoint step at INFO
-  try:
-    rows = train.evaluate_checkpoint(FLAGS.checkpoint, FLAGS.episodes, FLAGS.teachers, FLAGS.backend, FLAGS.seed)
-  except (FileNotFoundError, checkpoint.CheckpointError, ValueError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(1)
-  train.print_table(rows)
+  train.print_table(train.evaluate_checkpoint(FLAGS.checkpoint, FLAGS.episodes, FLAGS.teachers, FLAGS.backend,
+                                              FLAGS.seed))
 
 
 if __name__ == '__main__':

@@ -18,19 +18,15 @@ from absl import app, flags, logging
 from experiments import config_flags
 from ktm import presets, student, td3, train
 
-flags.DEFINE_enum('preset', 'paper', sorted(presets.KTM), 'Settings to start from; other flags override them.')
-flags.DEFINE_string('benchmark', None, "Suite name (default: the preset's).")
-flags.DEFINE_string('workdir', None, 'Output directory (resumed if it holds a checkpoint).', required=True)
+config_flags.define_run_flags(presets.KTM, 'Output directory (resumed if it holds a checkpoint).')
 flags.DEFINE_string('teacher_dir', None, 'Teachers (default: WORKDIR/teachers_run); trained there if missing.')
-flags.DEFINE_enum('backend', 'auto', ['auto', 'mjx', 'native'], 'Physics backend (auto: native on CPU).')
-flags.DEFINE_boolean('tensorboard', True, 'Also write TensorBoard event files.')
-flags.DEFINE_boolean('progress_bar', True, 'Show a progress bar.')
 flags.DEFINE_integer('exit_after_checkpoint', None, 'Testing aid: exit one chunk after the N-th checkpoint.')
 config_flags.define_flags(td3.TD3Config, exclude=('obs_size', 'act_size'))
 config_flags.define_flags(student.KTMConfig)
 FLAGS = flags.FLAGS
 
 
+@config_flags.user_errors_exit
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)   # orbax logs every checkpoint step at INFO

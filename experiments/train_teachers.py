@@ -15,15 +15,8 @@ from absl import app, flags, logging
 from experiments import config_flags
 from ktm import multi_td3, presets, td3, teachers
 
-PRESETS = presets.TEACHERS
-
-flags.DEFINE_enum('preset', 'paper', sorted(PRESETS), 'Settings to start from; other flags override them.')
-flags.DEFINE_string('benchmark', None, "Suite name (default: the preset's), e.g. halfcheetah_group, benchmark_b.")
-flags.DEFINE_string('workdir', None, 'Output directory.', required=True)
-flags.DEFINE_enum('backend', 'auto', ['auto', 'mjx', 'native'], 'Physics backend (auto: native on CPU).')
+config_flags.define_run_flags(presets.TEACHERS, 'Output directory.')
 flags.DEFINE_boolean('overwrite', False, 'Replace existing teacher directories in WORKDIR.')
-flags.DEFINE_boolean('tensorboard', True, 'Also write TensorBoard event files.')
-flags.DEFINE_boolean('progress_bar', True, 'Show a progress bar.')
 config_flags.define_flags(td3.TD3Config, exclude=('obs_size', 'act_size'))
 config_flags.define_flags(multi_td3.TrainConfig)
 FLAGS = flags.FLAGS
@@ -31,12 +24,13 @@ FLAGS = flags.FLAGS
 
 def configs():
   """(benchmark, TD3Config kwargs without sizes, TrainConfig) from the preset and flags."""
-  preset = PRESETS[FLAGS.preset]
+  preset = presets.TEACHERS[FLAGS.preset]
   train_cfg = config_flags.build(multi_td3.TrainConfig, preset['train'])
   td3_kwargs = {**preset['td3'], **config_flags.overrides(td3.TD3Config, exclude=('obs_size', 'act_size'))}
   return FLAGS.benchmark or preset['benchmark'], td3_kwargs, train_cfg
 
 
+@config_flags.user_errors_exit
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)   # orbax logs every checkpoint step at INFO

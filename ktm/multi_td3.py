@@ -27,7 +27,7 @@ class TrainConfig:
   start_steps: int = 25_000       # uniform-random actions (and no updates) before this many steps
   num_envs: int = 1               # parallel envs per task; one step collects num_envs transitions per task
   updates_per_step: int = 1       # TD3 updates per env step (per learner)
-  chunk_steps: int = 50           # env steps collected per compiled call; the policy is fixed within a chunk
+  chunk_steps: int = 1            # env steps per compiled call (policy fixed within); 1 = TD3 exactly
   replay_capacity: int = 1_000_000  # transitions per task sub-buffer
   eval_every: int = 5_000         # env steps between evaluations
   eval_episodes: int = 10         # deterministic episodes per task, run in parallel

@@ -33,7 +33,7 @@ class KTMConfig:
   beta: float = 1.0                    # weight of the student's own Q1 term (0: "Online only Teacher")
   combine: str = 'sequential'          # 'sequential' (K optimizer steps per epoch) or 'joint' (one, summed losses)
   replay: str = 'hierarchical'         # 'hierarchical' (a minibatch per task per epoch) or 'flat' ("w/o HER")
-  chunk_steps: int = 10                # online epochs per compiled call; the policy is fixed within a chunk
+  chunk_steps: int = 1                 # online epochs per compiled call (policy fixed within); 1 = Algorithm 1
   offline_chunk: int = 500             # offline epochs per compiled call (no env interaction: exact)
   online_capacity: int = 1_000_000     # transitions per task in D'_k
   switch_every: int = 1000             # epochs per task in the flat ("w/o HER") schedule: one episode

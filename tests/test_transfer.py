@@ -160,6 +160,12 @@ def teacher_stack(k, cfg=STUDENT):
   return td3.init_many(jax.random.key(9), k, cfg).critic_params
 
 
+def three_tasks(seed):
+  """Batches [3, B, ...], teacher critics [3] and masks for tasks of 1, 3 and 2 action dims."""
+  return (task_batches(3, jax.random.key(seed)), teacher_stack(3),
+          jnp.asarray(padding.action_masks([1, 3, 2], STUDENT.act_size)))
+
+
 def test_sequential_online_with_one_task_and_alpha_zero_is_td3(nets):
   s, _ = nets
   ktm_cfg = student.KTMConfig(alpha=0.0)
@@ -182,8 +188,7 @@ def test_sequential_online_with_one_task_and_alpha_zero_is_td3(nets):
 def test_sequential_offline_epoch_is_one_task_after_another(nets):
   s, _ = nets
   k = 3
-  batches, critics = task_batches(k, jax.random.key(11)), teacher_stack(k)
-  masks = jnp.asarray(padding.action_masks([1, 3, 2], STUDENT.act_size))
+  batches, critics, masks = three_tasks(11)
   out, metrics = student.offline_epoch(s, critics, batches, masks, jnp.int32(0), STUDENT, STUDENT,
                                        student.KTMConfig())
   expected = s
@@ -198,8 +203,7 @@ def test_sequential_offline_epoch_is_one_task_after_another(nets):
 def test_joint_offline_epoch_is_one_step_on_summed_losses(nets):
   s, _ = nets
   k = 3
-  batches, critics = task_batches(k, jax.random.key(12)), teacher_stack(k)
-  masks = jnp.asarray(padding.action_masks([1, 3, 2], STUDENT.act_size))
+  batches, critics, masks = three_tasks(12)
   out, _ = student.offline_epoch(s, critics, batches, masks, jnp.int32(0), STUDENT, STUDENT,
                                  student.KTMConfig(combine='joint'))
   assert int(out.critic_opt_state[0].count) == 1
@@ -215,8 +219,7 @@ def test_joint_offline_epoch_is_one_step_on_summed_losses(nets):
 def test_flat_replay_trains_one_task_per_episode(nets):
   s, _ = nets
   k = 3
-  batches, critics = task_batches(k, jax.random.key(13)), teacher_stack(k)
-  masks = jnp.asarray(padding.action_masks([1, 3, 2], STUDENT.act_size))
+  batches, critics, masks = three_tasks(13)
   ktm_cfg = student.KTMConfig(replay='flat', switch_every=2)
   assert [int(student.active_task(jnp.int32(e), k, ktm_cfg)) for e in range(8)] == [0, 0, 1, 1, 2, 2, 0, 0]
   out, _ = student.offline_epoch(s, critics, batches, masks, jnp.int32(3), STUDENT, STUDENT, ktm_cfg)
