@@ -1,4 +1,4 @@
-r"""Train one TD3 teacher per task of a suite — all K in one compiled program — and save them with their replay data.
+r"""Train one TD3 teacher per task of a suite, all K in one compiled program; save them with their replay data.
 
   # CPU-sized demo (pendulum_group, small networks):
   python experiments/train_teachers.py --preset=quick --workdir=/tmp/ktm/teachers

@@ -105,12 +105,6 @@ def online_task_update(student: td3.TD3State, teacher_critic, batch, mask, polic
   return new.replace(step=student.step), metrics
 
 
-def soft_update_targets(student: td3.TD3State, cfg: td3.TD3Config) -> td3.TD3State:
-  return student.replace(
-      target_actor_params=td3.soft_update(student.target_actor_params, student.actor_params, cfg.tau),
-      target_critic_params=td3.soft_update(student.target_critic_params, student.critic_params, cfg.tau))
-
-
 # ---- one epoch over all K tasks ----
 
 def active_task(epoch: jnp.ndarray, num_tasks: int, ktm_cfg: KTMConfig) -> jnp.ndarray:
@@ -169,7 +163,7 @@ def _joint_online_update(student, teacher_critics, batches, masks, policy_step, 
     actor_params, actor_opt, actor_metrics = td3.gradient_step(
         functools.partial(_summed, actor_loss), s.actor_params, s.actor_opt_state, td3.actor_optimizer(cfg),
         teacher_critics, batches.obs, masks)
-    return soft_update_targets(s.replace(actor_params=actor_params, actor_opt_state=actor_opt), cfg), actor_metrics
+    return td3.soft_update_targets(s.replace(actor_params=actor_params, actor_opt_state=actor_opt), cfg), actor_metrics
 
   zeros = jnp.zeros(masks.shape[:1])
   student, actor_metrics = jax.lax.cond(

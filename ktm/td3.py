@@ -197,12 +197,14 @@ def update_actor_and_targets(state: TD3State, cfg: TD3Config, obs: jnp.ndarray, 
   actor_params, actor_opt_state, metrics = gradient_step(
       actor_loss_fn, state.actor_params, state.actor_opt_state, actor_optimizer(cfg),
       state.critic_params, obs, cfg, action_mask)
-  state = state.replace(
-      actor_params=actor_params,
-      actor_opt_state=actor_opt_state,
-      target_actor_params=soft_update(state.target_actor_params, actor_params, cfg.tau),
+  return soft_update_targets(state.replace(actor_params=actor_params, actor_opt_state=actor_opt_state), cfg), metrics
+
+
+def soft_update_targets(state: TD3State, cfg: TD3Config) -> TD3State:
+  """Both target networks move `tau` of the way to the online ones."""
+  return state.replace(
+      target_actor_params=soft_update(state.target_actor_params, state.actor_params, cfg.tau),
       target_critic_params=soft_update(state.target_critic_params, state.critic_params, cfg.tau))
-  return state, metrics
 
 
 def update(state: TD3State, batch: Transition, cfg: TD3Config, action_mask: Optional[jnp.ndarray] = None,

@@ -11,6 +11,7 @@ import time
 from typing import Callable, List, Optional
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ktm import checkpoint, metrics, multi_td3, student, td3
@@ -48,8 +49,8 @@ def advance_stage(state: student.KTMState, ktm_cfg: student.KTMConfig) -> studen
     if stage == student.OFFLINE:
       state = student.sync_targets(state)
     stage, epoch = stage + 1, 0
-    state = state.replace(stage=jax.numpy.asarray(stage, jax.numpy.int32),
-                          epoch=jax.numpy.zeros((), jax.numpy.int32))
+    state = state.replace(stage=jnp.asarray(stage, jnp.int32),
+                          epoch=jnp.zeros((), jnp.int32))
   return state
 
 
@@ -73,7 +74,7 @@ def train(suite: Suite, eval_suite: Suite, teachers: Teachers, cfg: td3.TD3Confi
   start = time.perf_counter()
   saves = 0
   teacher_critics = teachers.states.critic_params
-  masks = jax.numpy.asarray(suite.action_masks)
+  masks = jnp.asarray(suite.action_masks)
   state = advance_stage(state, ktm_cfg)
   while int(state.stage) != student.DONE:
     stage, epoch = int(state.stage), int(state.epoch)

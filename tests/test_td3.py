@@ -150,8 +150,9 @@ def test_policy_delay_and_target_updates(state):
   assert not tree_equal(s2.actor_params, s1.actor_params)
   expected_ta = td3.soft_update(s1.target_actor_params, s2.actor_params, CFG.tau)
   expected_tc = td3.soft_update(s1.target_critic_params, s2.critic_params, CFG.tau)
-  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7), s2.target_actor_params, expected_ta)
-  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7), s2.target_critic_params, expected_tc)
+  close = lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+  jax.tree.map(close, s2.target_actor_params, expected_ta)
+  jax.tree.map(close, s2.target_critic_params, expected_tc)
   s3, _ = update(s2, batch, cfg=CFG)
   assert tree_equal(s3.actor_params, s2.actor_params)
 

@@ -110,7 +110,8 @@ def test_vmapped_learn_equals_learners_updated_one_by_one():
   k = 3
   buffer = replay.init(k, 64, 3, 2)
   keys = jax.random.split(jax.random.key(0), 4)
-  rows = replay.Transition(obs=jax.random.normal(keys[0], (k, 64, 3)), action=jnp.tanh(jax.random.normal(keys[1], (k, 64, 2))),
+  rows = replay.Transition(obs=jax.random.normal(keys[0], (k, 64, 3)),
+                           action=jnp.tanh(jax.random.normal(keys[1], (k, 64, 2))),
                            reward=jax.random.normal(keys[2], (k, 64)), next_obs=jax.random.normal(keys[3], (k, 64, 3)),
                            terminated=jnp.zeros((k, 64)))
   buffer = replay.insert(buffer, rows)
