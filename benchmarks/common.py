@@ -48,6 +48,16 @@ def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
   return 2 * n ** 3 / min(time_calls(lambda: f(a, b), repeats)) / 1e9
 
 
+def layer_matmul_gflops(rows: int, width: int, chain: int = 200, repeats: int = 3) -> float:
+  """Best GFLOP/s of `chain` dependent float32 [rows, width] @ [width, width] matmuls in one jitted loop: the
+  shape of a hidden layer's forward pass (the identity weight keeps the values finite and non-denormal)."""
+  x = jax.random.normal(jax.random.key(0), (rows, width), jnp.float32)
+  w = jnp.eye(width, dtype=jnp.float32)
+  f = jax.jit(lambda x: jax.lax.fori_loop(0, chain, lambda i, y: y @ w, x))
+  block(f(x))
+  return 2 * rows * width * width * chain / min(time_calls(lambda: f(x), repeats)) / 1e9
+
+
 def print_table(rows: Sequence[Dict[str, object]], columns: Sequence[str]) -> None:
   def fmt(v):
     return f'{v:,.1f}' if isinstance(v, (float, np.floating)) else str(v)

@@ -104,6 +104,7 @@ def main():
   k, n = args.num_learners, args.updates
   key = jax.random.key(0)
   peak = common.matmul_gflops()
+  layer_peak = common.layer_matmul_gflops(cfg.batch_size, cfg.hidden_sizes[-1])
   flops = matmul_flops_per_update(cfg)
   rows = []
 
@@ -138,14 +139,17 @@ def main():
 
   for r in rows:
     r['pct_of_matmul_peak'] = 100 * r['gflops'] / peak
+    r['pct_of_layer_matmul'] = 100 * r['gflops'] / layer_peak
   print(f'TD3 update, obs {cfg.obs_size}, act {cfg.act_size}, hidden {cfg.hidden_sizes}, batch {cfg.batch_size}, '
         f'{n} updates per call; matmul GFLOP/update: {flops / 1e9:.3f} (ours), {xla_flops / 1e9:.3f} (XLA)')
-  print(f'peak float32 matmul (2048^3, jitted jnp.dot): {peak:.1f} GFLOP/s')
+  print(f'peak float32 matmul (2048^3, jitted jnp.dot): {peak:.1f} GFLOP/s; hidden-layer shape '
+        f'[{cfg.batch_size}, {cfg.hidden_sizes[-1]}] x [{cfg.hidden_sizes[-1]}]^2: {layer_peak:.1f} GFLOP/s')
   common.print_table(rows, ['setting', 'seconds', 'updates_per_s', 'learner_updates_per_s', 'gflops',
-                            'pct_of_matmul_peak'])
+                            'pct_of_matmul_peak', 'pct_of_layer_matmul'])
   ratio = rows[2]['learner_updates_per_s'] / rows[1]['learner_updates_per_s']
   print(f'vmapped / sequential learner-updates/s: {ratio:.2f}x')
   common.write_json(args.out, dict(config=vars(args), machine=common.machine_info(), peak_matmul_gflops=peak,
+                                   layer_matmul_gflops=layer_peak,
                                    matmul_gflop_per_update=flops / 1e9, xla_gflop_per_update=xla_flops / 1e9,
                                    vmapped_over_sequential=ratio, rows=rows))
 

@@ -77,13 +77,15 @@ def init(key: jax.Array, suite: Suite, cfg: td3.TD3Config, ktm_cfg: KTMConfig) -
 # ---- one task's updates (Algorithm 1's loop body) ----
 
 def offline_task_update(student: td3.TD3State, teacher_critic, batch, mask, cfg: td3.TD3Config,
-                        teacher_cfg: td3.TD3Config) -> Tuple[td3.TD3State, dict]:
-  """Lines 5-6: a critic step on Eq. 1, then an actor step on Eq. 2, on task k's batch [B, ...]."""
+                        teacher_cfg: td3.TD3Config, critic_loss_fn=transfer.offline_critic_loss,
+                        actor_loss_fn=transfer.offline_actor_loss) -> Tuple[td3.TD3State, dict]:
+  """Lines 5-6: a critic step on Eq. 1, then an actor step on Eq. 2, on task k's batch [B, ...]. (The joint
+  mode passes its summed losses, with all K teachers, batches [K, B, ...] and masks.)"""
   critic_params, critic_opt, metrics = td3.gradient_step(
-      transfer.offline_critic_loss, student.critic_params, student.critic_opt_state, td3.critic_optimizer(cfg),
+      critic_loss_fn, student.critic_params, student.critic_opt_state, td3.critic_optimizer(cfg),
       teacher_critic, batch, cfg, teacher_cfg, mask)
   actor_params, actor_opt, actor_metrics = td3.gradient_step(
-      transfer.offline_actor_loss, student.actor_params, student.actor_opt_state, td3.actor_optimizer(cfg),
+      actor_loss_fn, student.actor_params, student.actor_opt_state, td3.actor_optimizer(cfg),
       teacher_critic, batch.obs, cfg, teacher_cfg, mask)
   student = student.replace(critic_params=critic_params, critic_opt_state=critic_opt, actor_params=actor_params,
                             actor_opt_state=actor_opt)
@@ -97,12 +99,51 @@ def eq5_actor_loss(teacher_critic, teacher_cfg: td3.TD3Config, ktm_cfg: KTMConfi
 
 
 def online_task_update(student: td3.TD3State, teacher_critic, batch, mask, policy_step, cfg: td3.TD3Config,
-                       teacher_cfg: td3.TD3Config, ktm_cfg: KTMConfig) -> Tuple[td3.TD3State, dict]:
+                       teacher_cfg: td3.TD3Config, ktm_cfg: KTMConfig,
+                       actor_loss_builder=eq5_actor_loss) -> Tuple[td3.TD3State, dict]:
   """Lines 16-20: TD3's update (critic on Eq. 3-4 with targets masked by g^k; every `policy_delay` epochs the
-  actor and the soft target updates) with Eq. 5 as the actor loss. `student.step` is left to the epoch loop."""
-  new, metrics = td3.update(student, batch, cfg, mask, policy_step, eq5_actor_loss(teacher_critic, teacher_cfg,
-                                                                                   ktm_cfg))
+  actor and the soft target updates) with Eq. 5 as the actor loss. `student.step` is left to the epoch loop.
+  With batch [K, B, ...], masks [K, 1, A] and `joint_eq5_actor_loss`, this is the joint mode's update."""
+  new, metrics = td3.update(student, batch, cfg, mask, policy_step,
+                            actor_loss_builder(teacher_critic, teacher_cfg, ktm_cfg))
   return new.replace(step=student.step), metrics
+
+
+# ---- joint mode: the student's networks run once on all K x B rows (one big matmul); the teachers are vmapped ----
+
+def _teacher_q1_means(teacher_critics, obs, action, masks, teacher_cfg) -> jnp.ndarray:
+  """mean_i Q1^k(s_i, f^k(â_i)) per task: obs [K, B, O], action [K, B, A], masks [K, A] or [K, 1, A] -> [K]."""
+  return jax.vmap(lambda t, o, a, m: transfer.teacher_q1_mean(t, o, a, teacher_cfg, m.reshape(-1)))(
+      teacher_critics, obs, action, masks)
+
+
+def joint_offline_critic_loss(critic_params, teacher_critics, batches, cfg: td3.TD3Config,
+                              teacher_cfg: td3.TD3Config, masks) -> Tuple[jnp.ndarray, dict]:
+  """Eq. 1 summed over the K tasks (batches [K, B, ...]); metrics per task [K]."""
+  teacher_q = jax.vmap(lambda t, b, m: td3.twin_q(t, *transfer.teacher_inputs(b.obs, b.action, teacher_cfg, m),
+                                                  teacher_cfg), out_axes=1)(teacher_critics, batches, masks)
+  q = td3.twin_q(critic_params, batches.obs, batches.action, cfg)          # [2, K, B]
+  per_task = jnp.sum(jnp.mean(jnp.square(jax.lax.stop_gradient(teacher_q) - q), axis=-1), axis=0)
+  return jnp.sum(per_task), {'critic_loss': per_task}
+
+
+def joint_offline_actor_loss(actor_params, teacher_critics, obs, cfg: td3.TD3Config, teacher_cfg: td3.TD3Config,
+                             masks) -> Tuple[jnp.ndarray, dict]:
+  """Minus Eq. 2's objective summed over the K tasks (obs [K, B, O])."""
+  per_task = -_teacher_q1_means(teacher_critics, obs, td3.policy(actor_params, obs, cfg), masks, teacher_cfg)
+  return jnp.sum(per_task), {'actor_loss': per_task}
+
+
+def joint_eq5_actor_loss(teacher_critics, teacher_cfg: td3.TD3Config, ktm_cfg: KTMConfig) -> td3.ActorLossFn:
+  """Eq. 5 summed over the K tasks, in `td3.update`'s actor-loss signature (obs [K, B, O], masks [K, 1, A])."""
+  def loss_fn(actor_params, critic_params, obs, cfg, masks):
+    action = td3.policy(actor_params, obs, cfg)
+    zeros = jnp.zeros(obs.shape[:1])
+    teacher = _teacher_q1_means(teacher_critics, obs, action, masks, teacher_cfg) if ktm_cfg.alpha else zeros
+    own = jnp.mean(td3.q1(critic_params, obs, action * masks, cfg), axis=-1) if ktm_cfg.beta else zeros
+    per_task = -(ktm_cfg.alpha * teacher + ktm_cfg.beta * own)
+    return jnp.sum(per_task), {'actor_loss': per_task, 'teacher_q1_term': teacher, 'own_q1_term': own}
+  return loss_fn
 
 
 # ---- one epoch over all K tasks ----
@@ -116,12 +157,6 @@ def _pick(tree, k):
   return jax.tree.map(lambda x: x[k], tree)
 
 
-def _summed(loss_fn, params, *per_task_args):
-  """Sum over tasks of loss_fn(params, *task_args) -> (loss, metrics [K]); task args have a leading K axis."""
-  losses, metrics = jax.vmap(loss_fn, in_axes=(None,) + (0,) * len(per_task_args))(params, *per_task_args)
-  return jnp.sum(losses), metrics
-
-
 def offline_epoch(student: td3.TD3State, teacher_critics, batches, masks, epoch, cfg: td3.TD3Config,
                   teacher_cfg: td3.TD3Config, ktm_cfg: KTMConfig) -> Tuple[td3.TD3State, dict]:
   """Lines 3-7 for all tasks: teacher_critics [K], batches [K, B, ...], masks [K, act_size]; metrics [K] or []."""
@@ -131,45 +166,8 @@ def offline_epoch(student: td3.TD3State, teacher_critics, batches, masks, epoch,
     return update(student, _pick(teacher_critics, k), _pick(batches, k), masks[k])
   if ktm_cfg.combine == 'sequential':
     return jax.lax.scan(lambda s, xs: update(s, *xs), student, (teacher_critics, batches, masks))
-  critic_loss = lambda p, t, b, m: transfer.offline_critic_loss(p, t, b, cfg, teacher_cfg, m)
-  critic_params, critic_opt, metrics = td3.gradient_step(
-      functools.partial(_summed, critic_loss), student.critic_params, student.critic_opt_state,
-      td3.critic_optimizer(cfg), teacher_critics, batches, masks)
-  actor_loss = lambda p, t, o, m: transfer.offline_actor_loss(p, t, o, cfg, teacher_cfg, m)
-  actor_params, actor_opt, actor_metrics = td3.gradient_step(
-      functools.partial(_summed, actor_loss), student.actor_params, student.actor_opt_state,
-      td3.actor_optimizer(cfg), teacher_critics, batches.obs, masks)
-  student = student.replace(critic_params=critic_params, critic_opt_state=critic_opt, actor_params=actor_params,
-                            actor_opt_state=actor_opt)
-  return student, {**metrics, **actor_metrics}
-
-
-def _joint_online_update(student, teacher_critics, batches, masks, policy_step, cfg, teacher_cfg, ktm_cfg):
-  """One optimizer step on the K tasks' summed Eq. 3-4 losses; if `policy_step`, one on the summed Eq. 5 losses
-  and one soft target update."""
-  key, noise_key = jax.random.split(student.key)
-  keys = jax.random.split(noise_key, masks.shape[0])
-  student = student.replace(key=key)
-  critic_loss = lambda p, b, k, m: transfer.online_critic_loss(
-      p, student.target_actor_params, student.target_critic_params, b, k, cfg, m)
-  critic_params, critic_opt, metrics = td3.gradient_step(
-      functools.partial(_summed, critic_loss), student.critic_params, student.critic_opt_state,
-      td3.critic_optimizer(cfg), batches, keys, masks)
-  student = student.replace(critic_params=critic_params, critic_opt_state=critic_opt)
-  actor_loss = lambda p, t, o, m: transfer.online_actor_loss(p, student.critic_params, t, o, cfg, teacher_cfg,
-                                                             ktm_cfg.alpha, ktm_cfg.beta, m)
-
-  def actor_and_targets(s):
-    actor_params, actor_opt, actor_metrics = td3.gradient_step(
-        functools.partial(_summed, actor_loss), s.actor_params, s.actor_opt_state, td3.actor_optimizer(cfg),
-        teacher_critics, batches.obs, masks)
-    return td3.soft_update_targets(s.replace(actor_params=actor_params, actor_opt_state=actor_opt), cfg), actor_metrics
-
-  zeros = jnp.zeros(masks.shape[:1])
-  student, actor_metrics = jax.lax.cond(
-      policy_step, actor_and_targets,
-      lambda s: (s, {'actor_loss': zeros, 'teacher_q1_term': zeros, 'own_q1_term': zeros}), student)
-  return student, {**metrics, **actor_metrics}
+  return update(student, teacher_critics, batches, masks, critic_loss_fn=joint_offline_critic_loss,
+                actor_loss_fn=joint_offline_actor_loss)
 
 
 def online_epoch(student: td3.TD3State, teacher_critics, batches, masks, epoch, cfg: td3.TD3Config,
@@ -184,7 +182,7 @@ def online_epoch(student: td3.TD3State, teacher_critics, batches, masks, epoch, 
     return update(student, _pick(teacher_critics, k), _pick(batches, k), masks[k])
   if ktm_cfg.combine == 'sequential':
     return jax.lax.scan(lambda s, xs: update(s, *xs), student, (teacher_critics, batches, masks))
-  return _joint_online_update(student, teacher_critics, batches, masks, policy_step, cfg, teacher_cfg, ktm_cfg)
+  return update(student, teacher_critics, batches, masks[:, None, :], actor_loss_builder=joint_eq5_actor_loss)
 
 
 # ---- compiled chunks of epochs ----

@@ -157,9 +157,12 @@ def td_target(target_actor_params: Params, target_critic_params: Params, batch: 
 
 def critic_loss(critic_params: Params, target: jnp.ndarray, batch: Transition,
                 cfg: TD3Config) -> Tuple[jnp.ndarray, dict]:
-  """Eq. 4: mean_i (y_i - Q1(s_i, a_i))^2 + mean_i (y_i - Q2(s_i, a_i))^2 with a fixed target y [B]."""
-  q = twin_q(critic_params, batch.obs, batch.action, cfg)   # [2, B]
-  loss = jnp.sum(jnp.mean(jnp.square(q - target[None]), axis=1))
+  """Eq. 4: mean_i (y_i - Q1(s_i, a_i))^2 + mean_i (y_i - Q2(s_i, a_i))^2 with a fixed target y [B].
+
+  With batch fields [K, B, ...] and y [K, B], the means run over B and the K tasks' losses are summed.
+  """
+  q = twin_q(critic_params, batch.obs, batch.action, cfg)   # [2, B] or [2, K, B]
+  loss = jnp.sum(jnp.mean(jnp.square(q - target[None]), axis=-1))
   return loss, {'critic_loss': loss, 'q1': jnp.mean(q[0]), 'q2': jnp.mean(q[1])}
 
 

@@ -38,12 +38,17 @@ def offline_critic_loss(critic_params: Params, teacher_critic_params: Params, ba
   return loss, {'critic_loss': loss, 'q1': jnp.mean(q[0]), 'teacher_q1': jnp.mean(teacher_q[0])}
 
 
+def teacher_q1_mean(teacher_critic_params: Params, obs: jnp.ndarray, action: jnp.ndarray, teacher_cfg: td3.TD3Config,
+                    action_mask: Optional[jnp.ndarray] = None) -> jnp.ndarray:
+  """mean_i Q1^k(s_i, f^k(â_i)) for the student's padded obs [B, obs_size] and actions [B, act_size]."""
+  return jnp.mean(td3.q1(teacher_critic_params, *teacher_inputs(obs, action, teacher_cfg, action_mask), teacher_cfg))
+
+
 def teacher_actor_objective(actor_params: Params, teacher_critic_params: Params, obs: jnp.ndarray,
                             cfg: td3.TD3Config, teacher_cfg: td3.TD3Config,
                             action_mask: Optional[jnp.ndarray] = None) -> jnp.ndarray:
   """mean_i Q1^k(s_i, f^k(π(ŝ_i))): its gradient w.r.t. the actor parameters is Eq. 2."""
-  action = td3.policy(actor_params, obs, cfg)
-  return jnp.mean(td3.q1(teacher_critic_params, *teacher_inputs(obs, action, teacher_cfg, action_mask), teacher_cfg))
+  return teacher_q1_mean(teacher_critic_params, obs, td3.policy(actor_params, obs, cfg), teacher_cfg, action_mask)
 
 
 def own_actor_objective(actor_params: Params, critic_params: Params, obs: jnp.ndarray, cfg: td3.TD3Config,

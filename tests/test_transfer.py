@@ -226,3 +226,40 @@ def test_flat_replay_trains_one_task_per_episode(nets):
   expected, _ = student.offline_task_update(s, jax.tree.map(lambda x: x[1], critics),
                                             jax.tree.map(lambda x: x[1], batches), masks[1], STUDENT, STUDENT)
   jax.tree.map(lambda x, y: np.testing.assert_allclose(_plain(x), _plain(y), rtol=1e-6, atol=1e-7), out, expected)
+
+
+def test_joint_losses_are_sums_of_the_per_task_equations(nets):
+  """The joint mode runs the student once on [K, B] rows; its losses must equal the per-task equations summed."""
+  s, _ = nets
+  k = 3
+  batches, critics, masks = three_tasks(14)
+  per_task = lambda i, t: jax.tree.map(lambda x: x[i], t)
+  ktm_cfg = student.KTMConfig(alpha=0.7, beta=1.3)
+  eq5 = student.joint_eq5_actor_loss(critics, STUDENT, ktm_cfg)
+  joint = lambda a: eq5(a, s.critic_params, batches.obs, STUDENT, masks[:, None, :])[0]
+  summed = lambda a: sum(transfer.online_actor_loss(a, s.critic_params, per_task(i, critics), batches.obs[i], STUDENT,
+                                                    STUDENT, 0.7, 1.3, masks[i])[0] for i in range(k))
+  assert float(joint(s.actor_params)) == pytest.approx(float(summed(s.actor_params)), rel=1e-5)
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6),
+               jax.grad(joint)(s.actor_params), jax.grad(summed)(s.actor_params))
+  y = jax.random.normal(jax.random.key(15), (k, B))
+  joint_critic = td3.critic_loss(s.critic_params, y, batches, STUDENT)[0]
+  summed_critic = sum(td3.critic_loss(s.critic_params, y[i], per_task(i, batches), STUDENT)[0] for i in range(k))
+  assert float(joint_critic) == pytest.approx(float(summed_critic), rel=1e-5)
+  joint_offline = student.joint_offline_actor_loss(s.actor_params, critics, batches.obs, STUDENT, STUDENT, masks)[0]
+  summed_offline = sum(transfer.offline_actor_loss(s.actor_params, per_task(i, critics), batches.obs[i], STUDENT,
+                                                   STUDENT, masks[i])[0] for i in range(k))
+  assert float(joint_offline) == pytest.approx(float(summed_offline), rel=1e-5)
+
+
+def test_joint_online_epoch_takes_one_critic_and_one_actor_step(nets):
+  s, _ = nets
+  batches, critics, masks = three_tasks(16)
+  epoch = jax.jit(student.online_epoch, static_argnames=('cfg', 'teacher_cfg', 'ktm_cfg'))
+  out, metrics = epoch(s, critics, batches, masks, jnp.int32(1), cfg=STUDENT, teacher_cfg=STUDENT,
+                       ktm_cfg=student.KTMConfig(combine='joint'))
+  assert int(out.critic_opt_state[0].count) == 1 and int(out.actor_opt_state[0].count) == 1
+  assert metrics['actor_loss'].shape == (3,)
+  expected_targets = td3.soft_update(s.target_actor_params, out.actor_params, STUDENT.tau)
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7), out.target_actor_params,
+               expected_targets)
