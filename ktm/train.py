@@ -175,7 +175,7 @@ def run(benchmark: str, td3_kwargs: dict, ktm_cfg: student.KTMConfig, workdir: s
   done = [0]
 
   def progress(stage, epoch, train_metrics, returns):
-    g = epoch if stage == 'offline' else ktm_cfg.offline_epochs + epoch
+    g = global_epoch(student.OFFLINE if stage == 'offline' else student.ONLINE, epoch, ktm_cfg)
     bar.update(g - done[0])
     done[0] = g
     if returns is not None:
