@@ -156,8 +156,8 @@ def _check_meta(meta: dict, path: str, suite: Suite, k: int, hidden_sizes) -> No
                        f'expected {want}')
 
 
-def load(teacher_dir: str, suite: Suite, hidden_sizes: Optional[Sequence[int]] = None) -> Teachers:
-  """Restores the teachers of `suite`'s tasks (in suite order) and validates task names, obs/act dims and
+def load_metas(teacher_dir: str, suite: Suite, hidden_sizes: Optional[Sequence[int]] = None) -> List[dict]:
+  """The teacher.json of each of `suite`'s tasks (in suite order), validated: task names, obs/act dims and
   network sizes (all teachers must share `hidden_sizes`; by default the first teacher's)."""
   metas = []
   for k, name in enumerate(suite.task_names):
@@ -170,7 +170,13 @@ def load(teacher_dir: str, suite: Suite, hidden_sizes: Optional[Sequence[int]] =
       hidden_sizes = tuple(meta.get('hidden_sizes', ()))
     _check_meta(meta, path, suite, k, hidden_sizes)
     metas.append(meta)
-  cfg = td3.TD3Config(**{**metas[0]['td3_config'], 'hidden_sizes': tuple(hidden_sizes)})
+  return metas
+
+
+def load(teacher_dir: str, suite: Suite, hidden_sizes: Optional[Sequence[int]] = None) -> Teachers:
+  """Restores the teachers of `suite`'s tasks (in suite order), validated as in `load_metas`."""
+  metas = load_metas(teacher_dir, suite, hidden_sizes)
+  cfg = td3.TD3Config(**{**metas[0]['td3_config'], 'hidden_sizes': tuple(metas[0]['hidden_sizes'])})
   like_state = jax.eval_shape(lambda: td3.init(jax.random.key(0), cfg))
   states, rows = [], []
   for meta in metas:

@@ -127,9 +127,10 @@ def check_config(workdir: str, config: dict) -> None:
     checkpoint.write_json(path, config)
 
 
-def teacher_returns(teachers: Teachers) -> np.ndarray:
-  """Each teacher's best average evaluation return during its training (the "Ideal" baseline), [K]."""
-  return np.array([max(np.mean(h['returns']) for h in m['eval_history']) for m in teachers.meta])
+def teacher_returns(metas) -> np.ndarray:
+  """Each teacher's best average evaluation return during its training (the "Ideal" baseline), [K], from its
+  teacher.json."""
+  return np.array([max(np.mean(h['returns']) for h in m['eval_history']) for m in metas])
 
 
 def results_table(task_names, student_returns, teacher_returns_) -> List[dict]:
@@ -143,10 +144,10 @@ def print_table(rows: List[dict]) -> None:
     print(f'{r["name"]:<32} {r["student_return"]:>9.1f} {r["teacher_return"]:>9.1f} {r["ratio"]:>7.3f}')
 
 
-def ensure_teachers(benchmark: str, teacher_dir: str, teacher_preset: dict, backend: str, progress_bar: bool,
-                    seed: int) -> None:
+def ensure_teachers(benchmark: str, task_names, teacher_dir: str, teacher_preset: dict, backend: str,
+                    progress_bar: bool, seed: int) -> None:
   """Trains the suite's teachers into `teacher_dir` with `teacher_preset` unless some are there already."""
-  if any(os.path.exists(teachers_lib.teacher_path(teacher_dir, n)) for n in make_suite(benchmark).task_names):
+  if any(os.path.exists(teachers_lib.teacher_path(teacher_dir, n)) for n in task_names):
     return
   print(f'no teachers in {teacher_dir}: training them first')
   train_cfg = multi_td3.TrainConfig(**{**teacher_preset['train'], 'seed': seed})
@@ -159,9 +160,9 @@ def run(benchmark: str, td3_kwargs: dict, ktm_cfg: student.KTMConfig, workdir: s
         progress_bar: bool = True, exit_after_checkpoint: Optional[int] = None) -> dict:
   """KTM-DRL end to end: teachers (trained first if `teacher_dir` has none and a preset is given), then the
   student, resuming from WORKDIR/checkpoints if present. Prints and returns the per-task table (results.json)."""
-  if teacher_preset is not None:
-    ensure_teachers(benchmark, teacher_dir, teacher_preset, backend, progress_bar, ktm_cfg.seed)
   suite = make_suite(benchmark, backend=backend)
+  if teacher_preset is not None:
+    ensure_teachers(benchmark, suite.task_names, teacher_dir, teacher_preset, backend, progress_bar, ktm_cfg.seed)
   eval_suite = make_suite(benchmark, num_envs=ktm_cfg.eval_episodes, backend=backend)
   teachers = teachers_lib.load(teacher_dir, suite)
   cfg = td3.TD3Config(obs_size=suite.obs_size, act_size=suite.act_size, **td3_kwargs)
@@ -185,7 +186,7 @@ def run(benchmark: str, td3_kwargs: dict, ktm_cfg: student.KTMConfig, workdir: s
   state, history, wall = train(suite, eval_suite, teachers, cfg, ktm_cfg, workdir, progress, exit_after_checkpoint)
   bar.close()
   writer.close()
-  rows = results_table(suite.task_names, best_returns(history), teacher_returns(teachers))
+  rows = results_table(suite.task_names, best_returns(history), teacher_returns(teachers.meta))
   results = dict(benchmark=benchmark, tasks=rows, wall_seconds=wall)
   checkpoint.write_json(os.path.join(workdir, 'results.json'), results)
   print_table(rows)
@@ -217,9 +218,9 @@ def evaluate_checkpoint(workdir: str, episodes: Optional[int] = None, evaluate_t
     manager.close()
   key = jax.random.key(seed)
   student_returns = np.asarray(student.evaluate(state.student.actor_params, key, eval_suite, td3_cfg)).mean(axis=1)
-  teachers = teachers_lib.load(teacher_dir, suite)
   if evaluate_teachers:
+    teachers = teachers_lib.load(teacher_dir, suite)
     reference = np.asarray(multi_td3.evaluate(teachers.states.actor_params, key, eval_suite, teachers.cfg)).mean(1)
-  else:
-    reference = teacher_returns(teachers)
+  else:   # their training evaluations: teacher.json alone, no parameters or replay data
+    reference = teacher_returns(teachers_lib.load_metas(teacher_dir, suite))
   return results_table(suite.task_names, student_returns, reference)
