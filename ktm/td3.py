@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ktm import networks
+from ktm import networks, validate
 from ktm.replay import Transition
 
 Params = Any
@@ -23,26 +23,29 @@ Params = Any
 @dataclasses.dataclass(frozen=True)
 class TD3Config:
   """TD3 hyper-parameters; defaults are the paper's (and TD3's)."""
-  obs_size: int
-  act_size: int
-  hidden_sizes: Tuple[int, ...] = (400, 400)
-  actor_lr: float = 3e-4
-  critic_lr: float = 3e-4
-  gamma: float = 0.99
-  tau: float = 0.005
-  batch_size: int = 256
-  policy_delay: int = 2
+  obs_size: int                      # observation size the networks take (padded to the suite's largest)
+  act_size: int                      # action size the actor outputs (padded to the suite's largest)
+  hidden_sizes: Tuple[int, ...] = (400, 400)  # units of each hidden layer of the actor and of each critic
+  actor_lr: float = 3e-4             # Adam learning rate of the actor
+  critic_lr: float = 3e-4            # Adam learning rate of the twin critics
+  gamma: float = 0.99                # discount factor of the TD target
+  tau: float = 0.005                 # Polyak rate of the target networks (1 = copy the online networks)
+  batch_size: int = 256              # transitions per update (per task for the multi-task learners)
+  policy_delay: int = 2              # critic updates per actor and target update (TD3's d)
   exploration_noise: float = 0.1     # std of N(0, sigma) added to the policy's action when acting
   target_noise: float = 0.2          # std of the per-sample target-policy smoothing noise
   target_noise_clip: float = 0.5     # the smoothing noise is clipped to [-c, c]
   max_grad_norm: Optional[float] = None  # global-norm gradient clipping; None = off (as in TD3)
+  RANGES = dict(  # allowed values (checked in __post_init__, shown by --help); see ktm/validate.py
+      obs_size=validate.AT_LEAST_1, act_size=validate.AT_LEAST_1, hidden_sizes=validate.SIZES,
+      actor_lr=validate.POSITIVE, critic_lr=validate.POSITIVE, gamma=validate.UNIT_INTERVAL_OPEN_LOW,
+      tau=validate.UNIT_INTERVAL_OPEN_LOW, batch_size=validate.AT_LEAST_1, policy_delay=validate.AT_LEAST_1,
+      exploration_noise=validate.NON_NEGATIVE, target_noise=validate.NON_NEGATIVE,
+      target_noise_clip=validate.NON_NEGATIVE, max_grad_norm=validate.optional(validate.POSITIVE))
 
   def __post_init__(self):
     object.__setattr__(self, 'hidden_sizes', tuple(int(h) for h in self.hidden_sizes))
-    if self.policy_delay < 1:
-      raise ValueError(f'policy_delay must be >= 1, got {self.policy_delay}')
-    if not 0.0 < self.tau <= 1.0:
-      raise ValueError(f'tau must be in (0, 1], got {self.tau}')
+    validate.check(self, self.RANGES)
 
 
 @flax.struct.dataclass
