@@ -1,22 +1,33 @@
-"""Small, atomic file helpers over orbax: pytrees, JSON, and directories that appear whole or not at all.
+"""Small, atomic, verified file helpers over orbax: pytrees, JSON, and directories that appear whole or not at all.
+
+Every checkpoint directory (`save_pytree`, and each step of a `CheckpointManager`) gets a manifest written LAST:
+the size and sha256 of every file in it. Restoring verifies it first, so a flipped bit, a truncated or deleted
+file, or a write that never finished (no manifest) is detected before any array is read. Orbax has no such check
+of its own (its zarr3 crc32c covers only shard indexes, and OCDBT checks no data). A `CheckpointManager` whose
+newest checkpoint fails the check reports that in one line and restores the newest valid one.
 
 Every failure to read names the file and raises `CheckpointError` (or FileNotFoundError), never an orbax internal.
 """
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
+MANIFEST = 'ktm_manifest.json'
+_BLOCK = 8 << 20
+
 
 class CheckpointError(RuntimeError):
-  """A checkpoint file or directory exists but cannot be read."""
+  """A checkpoint file or directory exists but cannot be read (corrupt, incomplete or of another shape)."""
 
 
 def _flat(tree: Any) -> dict:
@@ -35,19 +46,84 @@ def _abstract(like: Any) -> dict:
   return _flat(jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), like))
 
 
+def _sha256(path: str) -> str:
+  digest = hashlib.sha256()
+  with open(path, 'rb') as f:
+    for block in iter(lambda: f.read(_BLOCK), b''):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def _files(directory: str) -> List[str]:
+  """Relative paths of every file under `directory` except the manifest, sorted."""
+  out = []
+  for root, _, names in os.walk(directory):
+    out += [os.path.relpath(os.path.join(root, n), directory) for n in names]
+  return sorted(f for f in out if f != MANIFEST)
+
+
+def write_manifest(directory: str) -> None:
+  """Records size and sha256 of every file under `directory` in MANIFEST (atomically, fsync'ed): call it last."""
+  files = {f: dict(size=os.path.getsize(os.path.join(directory, f)), sha256=_sha256(os.path.join(directory, f)))
+           for f in _files(directory)}
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp-', suffix='.json')
+  with os.fdopen(fd, 'w') as f:
+    json.dump(dict(format=1, files=files), f, indent=1)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, os.path.join(directory, MANIFEST))
+
+
+def problem(directory: str) -> Optional[str]:
+  """None if `directory` matches its manifest, else the first problem in a few words: no manifest (a write that
+  did not finish), a missing file, a wrong size (truncated) or a wrong sha256 (corrupt). Files added after the
+  manifest are ignored."""
+  if not os.path.isdir(directory):
+    return 'missing'
+  path = os.path.join(directory, MANIFEST)
+  if not os.path.isfile(path):
+    return f'incomplete (no {MANIFEST}: the write did not finish)'
+  try:
+    with open(path) as f:
+      files = json.load(f)['files']
+  except (ValueError, KeyError, TypeError) as e:
+    return f'corrupt ({MANIFEST} unreadable: {e})'
+  for name, want in files.items():
+    full = os.path.join(directory, name)
+    if not os.path.isfile(full):
+      return f'incomplete ({name} is missing)'
+    size = os.path.getsize(full)
+    if size != want['size']:
+      return f'corrupt ({name} has {size} bytes, expected {want["size"]})'
+    if _sha256(full) != want['sha256']:
+      return f'corrupt ({name} fails its sha256 check)'
+  return None
+
+
+def verify(directory: str) -> None:
+  """Raises CheckpointError naming `directory` and its `problem`, if it has one."""
+  why = problem(directory)
+  if why is not None:
+    raise CheckpointError(f'cannot restore checkpoint {directory}: it is {why}')
+
+
 def save_pytree(path: str, tree: Any) -> None:
-  """Writes `tree` (arrays, PRNG keys, scalars) to a new orbax checkpoint directory at `path`."""
+  """Writes `tree` (arrays, PRNG keys, scalars) to a new orbax checkpoint directory at `path`, then its manifest."""
+  path = os.path.abspath(path)
   checkpointer = ocp.StandardCheckpointer()
-  checkpointer.save(os.path.abspath(path), _flat(tree))
+  checkpointer.save(path, _flat(tree))
   checkpointer.wait_until_finished()
   checkpointer.close()
+  write_manifest(path)
 
 
 def restore_pytree(path: str, like: Any) -> Any:
-  """Reads the checkpoint at `path` into the structure, shapes and dtypes of `like` (arrays or ShapeDtypeStructs)."""
+  """Reads the checkpoint at `path` into the structure, shapes and dtypes of `like` (arrays or ShapeDtypeStructs),
+  after verifying its manifest (CheckpointError if it fails)."""
   path = os.path.abspath(path)
   if not os.path.isdir(path):
     raise FileNotFoundError(f'checkpoint not found: {path}')
+  verify(path)
   checkpointer = ocp.StandardCheckpointer()
   try:
     return _unflat(checkpointer.restore(path, _abstract(like)), like)
@@ -103,35 +179,90 @@ def atomic_directory(path: str, overwrite: bool = False) -> Iterator[str]:
       shutil.rmtree(tmp)
 
 
-class CheckpointManager:
-  """Numbered checkpoints of (state pytree, JSON-able extras) under `directory`, newest kept, atomic per step."""
+def _stderr_line(line: str) -> None:
+  print(line, file=sys.stderr, flush=True)
 
-  def __init__(self, directory: str, max_to_keep: int = 2):
+
+class CheckpointManager:
+  """Numbered, verified checkpoints of (state pytree, JSON-able extras) under `directory`; the newest
+  `max_to_keep` (>= 2) are kept, each written atomically (orbax) and then given its manifest.
+
+  `restore` uses the newest checkpoint that passes `verify` and restores cleanly; when it has to skip newer ones it
+  reports them in ONE line through `report` (default: stderr) and keeps it in `restore_message`. `restored_step`
+  is the step it used. Nothing is created on disk before the first `save`.
+  """
+
+  def __init__(self, directory: str, max_to_keep: int = 2, report: Optional[Callable[[str], None]] = _stderr_line):
+    if max_to_keep < 2:
+      raise ValueError(f'max_to_keep = {max_to_keep} is not allowed: must be >= 2 (a fallback must exist)')
     self.directory = os.path.abspath(directory)
+    self.report = report
+    self.restored_step: Optional[int] = None
+    self.restore_message: Optional[str] = None
     self._manager = ocp.CheckpointManager(
-        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
+        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=False,
+                                                             cleanup_tmp_directories=True),
         item_names=('state', 'extra'))
 
-  def latest_step(self):
+  def all_steps(self) -> List[int]:
+    """Every checkpoint step on disk, newest first (not verified)."""
+    return sorted(self._manager.all_steps(), reverse=True)
+
+  def latest_step(self) -> Optional[int]:
+    """The newest checkpoint step on disk (not verified: `restore` falls back if it is bad), or None."""
     return self._manager.latest_step()
 
+  def step_directory(self, step: int) -> str:
+    return os.path.join(self.directory, str(step))
+
   def save(self, step: int, state: Any, extra: Any) -> None:
+    """Writes checkpoint `step`. Steps >= `step` already on disk are leftovers of a run that resumed before them
+    (they failed verification), so they are deleted first."""
+    os.makedirs(self.directory, exist_ok=True)
+    stale = [s for s in self.all_steps() if s >= step]
+    for s in stale:
+      self._manager.delete(s)
+    if stale:
+      self._manager.reload()
     self._manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(_flat(state)),
                                                        extra=ocp.args.JsonSave(extra)))
     self._manager.wait_until_finished()
+    write_manifest(self.step_directory(step))
 
-  def restore(self, like: Any, step=None):
-    """(state, extra) of checkpoint `step` (default: the newest), shaped like `like`."""
-    step = self.latest_step() if step is None else step
-    if step is None:
-      raise FileNotFoundError(f'no checkpoint in {self.directory}')
+  def _restore_step(self, like: Any, step: int) -> Tuple[Any, Any]:
+    """Checkpoint `step` after verifying it; CheckpointError('<what is wrong>') if it is not usable."""
+    why = problem(self.step_directory(step))
+    if why is not None:
+      raise CheckpointError(why)
     try:
       out = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(_abstract(like)),
                                                                 extra=ocp.args.JsonRestore()))
-    except Exception as e:  # orbax raises many types; callers get one, naming the directory
-      raise CheckpointError(f'cannot restore checkpoint {step} in {self.directory}: {type(e).__name__}: '
-                            f'{str(e)[:500]}') from e
-    return _unflat(out.state, like), out.extra
+      return _unflat(out.state, like), out.extra
+    except MemoryError:
+      raise
+    except Exception as e:  # orbax raises many types; callers get one
+      raise CheckpointError(f'unreadable ({type(e).__name__}: {" ".join(str(e).split())[:300]})') from e
+
+  def restore(self, like: Any, step: Optional[int] = None) -> Tuple[Any, Any]:
+    """(state, extra) of checkpoint `step`, shaped like `like`; by default the newest VALID one (see the class
+    docstring). Raises FileNotFoundError if there is none, CheckpointError if none is valid (or `step` is not)."""
+    steps = self.all_steps() if step is None else [step]
+    if not steps:
+      raise FileNotFoundError(f'no checkpoint in {self.directory}')
+    problems = []
+    for s in steps:
+      try:
+        result = self._restore_step(like, s)
+      except CheckpointError as e:
+        problems.append(f'checkpoint {s} is {e}')
+        continue
+      self.restored_step = s
+      if problems:
+        self.restore_message = f'warning: {"; ".join(problems)} in {self.directory}; using checkpoint {s}'
+        if self.report is not None:
+          self.report(self.restore_message)
+      return result
+    raise CheckpointError(f'no usable checkpoint in {self.directory}: {"; ".join(problems)}')
 
   def close(self) -> None:
     self._manager.close()
