@@ -1,0 +1,43 @@
+r"""The reproduction report: the paper's Tables 1-3 and Figures 2-3 from run directories.
+
+  python experiments/report.py runs/teachers_b runs/ktm_b_s0 runs/ktm_b_s1 runs/td3mt_b --out=results/b
+  python experiments/report.py runs/teachers_b "runs/ktm_b_a05=KTM alpha=0.5" --out=DIR   # DIR=LABEL: own label
+
+Each RUN_DIR is a teacher, KTM-DRL (ablations are recognised from its config), baseline or sweep directory; runs
+with the same label are seeds of one method. A KTM run's teachers (config "teacher_dir") are added as the Ideal
+runs unless teacher runs of that benchmark are given. Writes OUT/REPORT.md, OUT/summary.json and
+OUT/fig_<benchmark>_{returns,iqm}.png. Missing methods or tasks are shown as missing ('—'), never filled in.
+"""
+
+import shlex
+import sys
+
+from absl import app, flags
+
+from ktm.report import build
+
+flags.DEFINE_string('out', None, 'Output directory for REPORT.md, summary.json and the figures.', required=True)
+flags.DEFINE_integer('bootstrap_reps', 2000, 'Stratified-bootstrap resamples for the IQM confidence intervals.')
+flags.DEFINE_integer('bootstrap_seed', 0, 'Seed of the bootstrap (the report is deterministic given it).')
+flags.DEFINE_boolean('auto_teachers', True, "Add each KTM run's teacher_dir as the Ideal runs when no teacher "
+                     'run of that benchmark is given.')
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  specs = argv[1:]
+  if not specs:
+    raise app.UsageError('give at least one RUN_DIR (or RUN_DIR=LABEL)')
+  try:
+    summary = build.write_report(specs, FLAGS.out, FLAGS.bootstrap_reps, FLAGS.bootstrap_seed,
+                                 command=' '.join(shlex.quote(a) for a in ['python'] + sys.argv),
+                                 auto_teachers=FLAGS.auto_teachers)
+  except (FileNotFoundError, ValueError) as e:
+    sys.exit(f'report.py: {e}')
+  for name, s in summary['benchmarks'].items():
+    print(f'{name}: ' + ', '.join(f'{l} ({len(r)} run(s))' for l, r in s['runs'].items()))
+  print(f'wrote {FLAGS.out}/REPORT.md')
+
+
+if __name__ == '__main__':
+  app.run(main)

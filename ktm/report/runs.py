@@ -1,0 +1,193 @@
+"""Reading run directories (teachers, KTM-DRL and its ablations, baselines, sweeps) into one `Run` per seed.
+
+A run directory holds config.json, results.json (once finished) and metrics.jsonl (evaluation rows
+{"step": int, "eval_return/<Task>": float, ...}). Old and new layouts are both read:
+- method: config["method"] if present; else "ktm" for a config with a "ktm" key, "ideal" for a teacher config
+  (keys "benchmark", "td3", "train");
+- seed: config["seed"], else config["ktm"]["seed"] / config["train"]["seed"];
+- a sweep's results.json holds "members" [{"member", "seed", "swept", "tasks"}], each read as one seed, with its
+  curves from members/<i>/metrics.jsonl when present.
+A run without results.json (still training) is read from metrics.jsonl alone and marked incomplete.
+"""
+
+import dataclasses
+import json
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+METHOD_LABELS = {'ideal': 'Ideal', 'ktm': 'KTM', 'td3_mt': 'TD3-MT', 'sac_mt': 'SAC-MT', 'sharednet': 'SharedNet',
+                 'gsurgery': 'G-Surgery', 'a2c_mt': 'A2C-MT'}
+ABLATIONS = ('w/o Offline', 'w/o Online', 'Online w/o Teacher', 'Online only Teacher', 'w/o HER')
+EVAL_PREFIX = 'eval_return/'
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """One seed of one method on one benchmark."""
+  path: str                          # the run directory ('DIR#member<i>' for a sweep member)
+  label: str                         # the method's column name in the tables ('KTM', 'w/o HER', 'TD3-MT', ...)
+  method: str                        # 'ideal', 'ktm', 'td3_mt', ...
+  benchmark: str
+  seed: Optional[int]
+  returns: Dict[str, float]          # task -> max over evaluations of the average evaluation return
+  teacher_returns: Dict[str, float]  # task -> the Ideal return a student run recorded (results' teacher_return)
+  curves: Dict[str, Tuple[np.ndarray, np.ndarray]]   # task -> (steps [T], average eval returns [T])
+  config: dict
+  wall_seconds: Optional[float]
+  complete: bool                     # False: no results.json yet, returns taken from metrics.jsonl
+  swept: dict                        # a sweep member's swept values ({} otherwise)
+
+
+def parse_spec(spec: str) -> Tuple[str, Optional[str]]:
+  """'DIR' or 'DIR=LABEL' -> (DIR, LABEL or None); the label may itself contain '='."""
+  if os.path.isdir(spec) or '=' not in spec:
+    return spec, None
+  path, label = spec.split('=', 1)
+  return path, label or None
+
+
+def read_json(path: str) -> Optional[dict]:
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def method_of(config: dict) -> str:
+  if 'method' in config:
+    return config['method']
+  if 'ktm' in config:
+    return 'ktm'
+  if 'train' in config:
+    return 'ideal'
+  raise ValueError(f'cannot tell the method of a run from its config keys {sorted(config)}')
+
+
+def seed_of(config: dict) -> Optional[int]:
+  if 'seed' in config:
+    return config['seed']
+  for key in ('ktm', 'train'):
+    if isinstance(config.get(key), dict) and 'seed' in config[key]:
+      return config[key]['seed']
+  return None
+
+
+def ktm_label(ktm: dict) -> str:
+  """The paper's Table 3 name of a KTM-DRL configuration ('KTM' when it is no ablation)."""
+  if ktm.get('offline_epochs', 1) == 0:
+    return 'w/o Offline'
+  if ktm.get('online_epochs', 1) == 0:
+    return 'w/o Online'
+  if ktm.get('alpha', 1) == 0:
+    return 'Online w/o Teacher'
+  if ktm.get('beta', 1) == 0:
+    return 'Online only Teacher'
+  if ktm.get('replay', 'hierarchical') == 'flat':
+    return 'w/o HER'
+  return 'KTM'
+
+
+def default_label(method: str, config: dict) -> str:
+  if method == 'ktm':
+    return ktm_label(config.get('ktm', {}))
+  return METHOD_LABELS.get(method, method)
+
+
+def read_curves(path: str) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+  """task -> (steps, returns) from a metrics.jsonl: evaluation rows only, the last row of a repeated step (a
+  resumed run logs again the evaluations after its last checkpoint), sorted by step; {} if the file is absent."""
+  if not os.path.exists(path):
+    return {}
+  by_task: Dict[str, Dict[int, float]] = {}
+  with open(path) as f:
+    for line in f:
+      line = line.strip()
+      if not line:
+        continue
+      row = json.loads(line)
+      for key, value in row.items():
+        if key.startswith(EVAL_PREFIX) and value is not None:
+          by_task.setdefault(key[len(EVAL_PREFIX):], {})[int(row['step'])] = float(value)
+  curves = {}
+  for task, points in by_task.items():
+    steps = np.array(sorted(points), dtype=np.int64)
+    curves[task] = (steps, np.array([points[s] for s in steps.tolist()], dtype=np.float64))
+  return curves
+
+
+def _task_returns(rows: Sequence[dict]) -> Tuple[Dict[str, float], Dict[str, float]]:
+  returns, teacher = {}, {}
+  for row in rows:
+    value = row.get('student_return', row.get('best_return'))
+    if value is not None:
+      returns[row['name']] = float(value)
+    if row.get('teacher_return') is not None:
+      teacher[row['name']] = float(row['teacher_return'])
+  return returns, teacher
+
+
+def _swept_suffix(members: Sequence[dict], i: int) -> str:
+  """' k=v ...' for the swept names (other than the seed) whose values differ between members."""
+  names = sorted({k for m in members for k in m.get('swept', {})} - {'seed'})
+  varying = [k for k in names if len({json.dumps(m.get('swept', {}).get(k)) for m in members}) > 1]
+  swept = members[i].get('swept', {})
+  return ''.join(f' {k.rsplit(".", 1)[-1]}={swept[k]}' for k in varying if k in swept)
+
+
+def _member_label(method: str, config: dict, members: Sequence[dict], i: int, label: Optional[str]) -> str:
+  if label is None and method == 'ktm':
+    swept = {k.rsplit('.', 1)[-1]: v for k, v in members[i].get('swept', {}).items()}
+    ktm = {**config.get('ktm', {}), **{k: v for k, v in swept.items() if k in config.get('ktm', {})}}
+    label = ktm_label(ktm)
+    if label != 'KTM':          # an ablation's name already says what was swept
+      return label
+  return (label or default_label(method, config)) + _swept_suffix(members, i)
+
+
+def load_run(spec: str) -> List[Run]:
+  """The runs of one directory spec ('DIR' or 'DIR=LABEL'): one Run, or one per sweep member."""
+  path, label = parse_spec(spec)
+  config = read_json(os.path.join(path, 'config.json'))
+  if config is None:
+    raise FileNotFoundError(f'{path} has no config.json: not a run directory')
+  method = method_of(config)
+  results = read_json(os.path.join(path, 'results.json'))
+  benchmark = (results or {}).get('benchmark') or config.get('benchmark')
+  if results is not None and 'members' in results:
+    members = results['members']
+    runs = []
+    for i, m in enumerate(members):
+      returns, teacher = _task_returns(m.get('tasks', []))
+      index = m.get('member', i)
+      runs.append(Run(f'{path}#member{index}', _member_label(method, config, members, i, label), method,
+                      benchmark, m.get('seed'), returns, teacher,
+                      read_curves(os.path.join(path, 'members', str(index), 'metrics.jsonl')), config,
+                      m.get('wall_seconds'), True, dict(m.get('swept', {}))))
+    return runs
+  curves = read_curves(os.path.join(path, 'metrics.jsonl'))
+  if results is not None:
+    returns, teacher = _task_returns(results.get('tasks', []))
+  elif curves:
+    returns, teacher = {t: float(np.max(r)) for t, (_, r) in curves.items()}, {}
+  else:
+    raise FileNotFoundError(f'{path} has neither results.json nor evaluations in metrics.jsonl')
+  return [Run(path, label or default_label(method, config), method, benchmark, seed_of(config), returns, teacher,
+              curves, config, (results or {}).get('wall_seconds'), results is not None, {})]
+
+
+def load_runs(specs: Sequence[str], auto_teachers: bool = True) -> List[Run]:
+  """All runs of the given specs. With `auto_teachers`, a student run's config["teacher_dir"] that holds a
+  finished teacher run is added as an Ideal run, unless Ideal runs of that benchmark were given."""
+  runs = [r for spec in specs for r in load_run(spec)]
+  if auto_teachers:
+    given = {r.benchmark for r in runs if r.method == 'ideal'}
+    seen = {os.path.abspath(r.path) for r in runs}
+    for r in list(runs):
+      teacher_dir = r.config.get('teacher_dir')
+      if (r.method != 'ideal' and r.benchmark not in given and teacher_dir and os.path.abspath(teacher_dir) not in seen
+          and os.path.exists(os.path.join(teacher_dir, 'results.json'))):
+        seen.add(os.path.abspath(teacher_dir))
+        runs.extend(t for t in load_run(teacher_dir) if t.method == 'ideal')
+  return runs

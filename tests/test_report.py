@@ -1,0 +1,229 @@
+"""experiments/report.py and ktm.report on small synthetic run directories with hand-computed expectations."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import scipy.stats
+
+from ktm.report import build, runs as runs_lib, stats, tables
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEACHER = {'A': 100.0, 'B': 200.0, 'C': 50.0}
+
+
+def write_run(path, config, results=None, metrics=()):
+  os.makedirs(path, exist_ok=True)
+  with open(os.path.join(path, 'config.json'), 'w') as f:
+    json.dump(config, f)
+  if results is not None:
+    with open(os.path.join(path, 'results.json'), 'w') as f:
+      json.dump(results, f)
+  if metrics:
+    with open(os.path.join(path, 'metrics.jsonl'), 'w') as f:
+      f.writelines(json.dumps(row) + '\n' for row in metrics)
+
+
+def curve_rows(final, steps=(0, 1000, 2000)):
+  """Evaluation rows rising linearly to `final` ({task: return}) at the last step, plus a training-only row."""
+  rows = [{'step': s, **{f'eval_return/{t}': v * (i + 1) / len(steps) for t, v in final.items()}}
+          for i, s in enumerate(steps)]
+  return rows + [{'step': steps[-1] + 1, 'critic_loss': 0.5}]
+
+
+def student_results(returns, method=None):
+  rows = [dict(name=t, student_return=v, teacher_return=TEACHER[t], ratio=v / TEACHER[t]) for t, v in returns.items()]
+  return dict(benchmark='toy', tasks=rows, wall_seconds=60.0, **({'method': method} if method else {}))
+
+
+def ktm_config(**ktm):
+  return dict(benchmark='toy', td3={'hidden_sizes': [8, 8]}, teacher_dir='/nonexistent',
+              ktm={'offline_epochs': 1000, 'online_epochs': 1000, 'alpha': 1.0, 'beta': 1.0,
+                   'replay': 'hierarchical', 'seed': 0, **ktm})
+
+
+@pytest.fixture
+def toy_runs(tmp_path):
+  """Teachers (old layout), KTM seeds 0 (old layout) and 1 (new layout, task C missing), TD3-MT, w/o HER."""
+  d = tmp_path / 'runs'
+  teacher_rows = [dict(name=t, final_return=v, best_return=v, steps=2000, wall_seconds=30.0)
+                  for t, v in TEACHER.items()]
+  write_run(d / 'teachers', dict(benchmark='toy', td3={}, train={'seed': 0, 'steps': 2000}, device='cpu'),
+            dict(benchmark='toy', tasks=teacher_rows, wall_seconds=30.0), curve_rows(TEACHER))
+  write_run(d / 'ktm0', ktm_config(), student_results({'A': 110.0, 'B': 180.0, 'C': 50.0}),
+            curve_rows({'A': 110.0, 'B': 180.0, 'C': 50.0}))
+  write_run(d / 'ktm1', dict(ktm_config(seed=1), method='ktm', seed=1),
+            student_results({'A': 90.0, 'B': 200.0}, 'ktm'), curve_rows({'A': 90.0, 'B': 200.0}))
+  write_run(d / 'td3mt', dict(benchmark='toy', method='td3_mt', seed=0),
+            student_results({'A': 50.0, 'B': 100.0, 'C': 25.0}, 'td3_mt'),
+            curve_rows({'A': 50.0, 'B': 100.0, 'C': 25.0}))
+  write_run(d / 'noher', ktm_config(replay='flat'), student_results({'A': 80.0, 'B': 160.0, 'C': 40.0}),
+            curve_rows({'A': 80.0, 'B': 160.0, 'C': 40.0}))
+  return d
+
+
+def md_table(text, heading):
+  """The first markdown table after the line starting with `heading`, as {first cell: {column: cell}}."""
+  lines = text.splitlines()
+  start = next(i for i, l in enumerate(lines) if l.startswith(heading))
+  rows = []
+  for line in lines[start + 1:]:
+    if line.startswith('|'):
+      rows.append([c.strip() for c in line.strip().strip('|').split('|')])
+    elif rows:
+      break
+  header = rows[0]
+  return {r[0]: dict(zip(header, r)) for r in rows[2:]}
+
+
+def test_iqm_against_hand_computed_and_scipy():
+  assert stats.iqm(np.arange(1, 9)) == pytest.approx(4.5)         # 8 scores: drop 2 each end -> mean(3, 4, 5, 6)
+  assert stats.iqm([0.0, 1.0, 2.0, 3.0, 100.0]) == pytest.approx(2.0)   # 5: drop 1 each end -> mean(1, 2, 3)
+  assert stats.iqm([[7.0, 1.0], [3.0, 5.0]]) == pytest.approx(4.0)      # pooled: 1 3 5 7 -> mean(3, 5)
+  assert stats.iqm([0, 0, 1, 2, 3, 10, 100]) == pytest.approx(3.2)     # 7: int(1.75) = 1 dropped each end
+  x = np.random.default_rng(0).normal(size=37)
+  assert stats.iqm(x) == pytest.approx(scipy.stats.trim_mean(x, 0.25))
+
+
+def test_mean_std_is_sample_std():
+  assert stats.mean_std([110.0, 90.0]) == pytest.approx((100.0, math.sqrt(200.0), 2))
+  mean, std, n = stats.mean_std([5.0, None, float('nan')])
+  assert (mean, n) == (5.0, 1) and math.isnan(std)
+  assert stats.mean_std([])[2] == 0
+
+
+def test_stratified_bootstrap_keeps_strata_and_is_deterministic():
+  # Each task resampled within itself: task 0 only ever gives 0s and task 1 only 1s, so every replicate's mean of
+  # 3 + 3 pooled scores is exactly 0.5 (resampling the 6 pooled scores would vary).
+  reps = stats.stratified_bootstrap([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]], lambda x: x.mean(axis=1), reps=500)
+  np.testing.assert_array_equal(reps, np.full(500, 0.5))
+  per_task = [np.random.default_rng(1).normal(size=5), np.random.default_rng(2).normal(1.0, size=3), [2.0]]
+  point, low, high = stats.iqm_with_ci(per_task, reps=1000, seed=3)
+  assert point == pytest.approx(stats.iqm(np.concatenate([np.ravel(p) for p in per_task])))
+  assert low <= point <= high and low < high
+  assert stats.iqm_with_ci(per_task, reps=1000, seed=3) == (point, low, high)
+  assert stats.iqm_with_ci(per_task, reps=1000, seed=4) != (point, low, high)
+
+
+def test_read_curves_keeps_last_row_of_a_repeated_step(tmp_path):
+  write_run(tmp_path, {'ktm': {}}, metrics=[
+      {'step': 0, 'eval_return/A': 1.0}, {'step': 1000, 'eval_return/A': 2.0, 'critic_loss': 3.0},
+      {'step': 500, 'critic_loss': 1.0}, {'step': 1000, 'eval_return/A': 5.0}, {'step': 2000, 'eval_return/A': 4.0}])
+  steps, returns = runs_lib.read_curves(os.path.join(tmp_path, 'metrics.jsonl'))['A']
+  np.testing.assert_array_equal(steps, [0, 1000, 2000])
+  np.testing.assert_array_equal(returns, [1.0, 5.0, 4.0])
+  run, = runs_lib.load_run(str(tmp_path))          # no results.json: the metric comes from the curve
+  assert run.returns == {'A': 5.0} and not run.complete and run.label == 'KTM'
+
+
+@pytest.mark.parametrize('ktm, label', [
+    ({'offline_epochs': 0}, 'w/o Offline'), ({'online_epochs': 0}, 'w/o Online'),
+    ({'alpha': 0.0}, 'Online w/o Teacher'), ({'beta': 0}, 'Online only Teacher'), ({'replay': 'flat'}, 'w/o HER'),
+    ({'alpha': 0.5}, 'KTM')])
+def test_ablation_labels(ktm, label):
+  assert runs_lib.ktm_label({'offline_epochs': 10, 'online_epochs': 10, 'alpha': 1, 'beta': 1,
+                             'replay': 'hierarchical', **ktm}) == label
+
+
+def test_report_tables_match_hand_computed_values(toy_runs, tmp_path):
+  out = tmp_path / 'out'
+  start = time.perf_counter()
+  summary = build.write_report([str(toy_runs / n) for n in ('teachers', 'ktm0', 'ktm1', 'td3mt', 'noher')],
+                               str(out), reps=300, seed=0)
+  elapsed = time.perf_counter() - start
+  text = (out / 'REPORT.md').read_text()
+  s = summary['benchmarks']['toy']
+  assert s['labels'] == ['KTM', 'Ideal', 'TD3-MT', 'w/o HER']
+  assert [r['seed'] for r in s['runs']['KTM']] == [0, 1]
+
+  returns = md_table(text, '### Max average return')
+  assert returns['A']['KTM'] == '100.0 ± 14.1'                   # (110, 90): sample std sqrt(200)
+  assert returns['B']['KTM'] == '190.0 ± 14.1'
+  assert returns['C']['KTM'] == '50.0 (n=1)'                     # seed 1 has no task C: not filled in
+  assert returns['C']['TD3-MT'] == '25.0' and returns['A']['Ideal'] == '100.0'
+
+  ratios = md_table(text, '### Performance ratio')
+  assert ratios['A']['KTM'] == '1.000 ± 0.141'                   # (1.1, 0.9)
+  assert ratios['B']['KTM'] == '0.950 ± 0.071'                   # (0.9, 1.0)
+  assert ratios['C']['w/o HER'] == '0.800'
+  assert ratios['Average']['KTM'] == '0.983'                     # (1.0 + 0.95 + 1.0) / 3
+  assert 'TD3-MT' not in ratios['A']                             # Table 3 holds KTM and its ablations only
+
+  agg = md_table(text, '### Aggregate per method')
+  assert agg['KTM']['runs'] == '2' and agg['KTM']['tasks'] == '3/3'
+  assert agg['KTM']['mean ratio'] == '0.983'
+  # pooled KTM scores 1.1 0.9 | 0.9 1.0 | 1.0 -> drop one each end of 5 -> mean(0.9, 1.0, 1.0)
+  assert s['aggregate']['KTM']['iqm'] == pytest.approx((0.9 + 1.0 + 1.0) / 3)
+  assert s['aggregate']['KTM']['ci_low'] <= s['aggregate']['KTM']['iqm'] <= s['aggregate']['KTM']['ci_high']
+  assert agg['TD3-MT']['IQM normalized score [95% CI]'] == '0.500 [0.500, 0.500]'
+  assert agg['Ideal']['mean ratio'] == '1.000'
+  assert elapsed < 60
+
+
+def test_missing_method_and_task_shown_as_missing_with_paper_numbers(tmp_path):
+  d = tmp_path / 'b'
+  rows = [dict(name='Ant', student_return=5000.0, teacher_return=5500.0, ratio=0.9),
+          dict(name='Hopper', student_return=3000.0, teacher_return=3000.0, ratio=1.0)]
+  write_run(d, dict(benchmark='benchmark_b', method='ktm', seed=0, ktm={'seed': 0}),
+            dict(benchmark='benchmark_b', method='ktm', tasks=rows, wall_seconds=1.0))
+  summary = build.write_report([str(d)], str(tmp_path / 'out'), reps=100)
+  text = (tmp_path / 'out' / 'REPORT.md').read_text()
+  returns = md_table(text, '### Max average return (paper Table 2)')
+  assert returns['Walker2d']['KTM'] == tables.MISSING              # task without a run
+  assert returns['Ant']['TD3-MT'] == tables.MISSING                # method without a run ...
+  assert returns['Ant']['TD3-MT (paper)'] == '324'                 # ... beside the paper's number
+  assert returns['Ant']['KTM (paper)'] == '5836'
+  ratios = md_table(text, '### Performance ratio')
+  assert ratios['Ant']['KTM'] == f'{5000 / 5500:.3f}'              # Ideal from the recorded teacher_return
+  assert ratios['Ant']['w/o HER'] == tables.MISSING and ratios['Ant']['w/o HER (paper)'] == '0.2215'
+  assert ratios['Walker2d']['KTM'].startswith('n/a')               # no Ideal known for it: no ratio
+  assert summary['benchmarks']['benchmark_b']['aggregate']['KTM']['tasks'] == 2
+
+
+def test_sweep_members_are_seeds_and_swept_values_make_labels(tmp_path):
+  d = tmp_path / 'sweep'
+  members = [dict(member=i, seed=seed, swept={'ktm.alpha': alpha, 'seed': seed},
+                  tasks=[dict(name='A', student_return=ret, teacher_return=100.0, ratio=ret / 100.0)])
+             for i, (alpha, seed, ret) in enumerate([(0.5, 0, 80.0), (0.5, 1, 90.0), (0.0, 0, 70.0)])]
+  write_run(d, ktm_config(), dict(benchmark='toy', method='ktm', members=members, summary={}))
+  write_run(d / 'members' / '1', {}, metrics=curve_rows({'A': 90.0}))
+  runs = runs_lib.load_runs([str(d)])
+  assert [(r.label, r.seed) for r in runs] == [('KTM alpha=0.5', 0), ('KTM alpha=0.5', 1),
+                                               ('Online w/o Teacher', 0)]
+  assert runs[1].curves['A'][1][-1] == 90.0 and runs[0].curves == {}
+  labelled = runs_lib.load_runs([f'{d}=Mine'])
+  assert [r.label for r in labelled] == ['Mine alpha=0.5', 'Mine alpha=0.5', 'Mine alpha=0.0']
+
+
+def test_figures_written_and_curves_aligned(toy_runs, tmp_path):
+  all_runs = runs_lib.load_runs([str(toy_runs / n) for n in ('teachers', 'ktm0', 'ktm1', 'td3mt')])
+  s = tables.summarize(all_runs, 'toy', tables.load_paper(), reps=100)
+  steps, values = build.figures.aligned(s.runs['KTM'], 'A')
+  np.testing.assert_array_equal(steps, [0, 1000, 2000])
+  np.testing.assert_allclose(values[:, -1], [110.0, 90.0])
+  steps, point, low, high = build.figures.iqm_curve(s.runs['TD3-MT'], s.tasks, s.ideal, reps=100)
+  np.testing.assert_allclose(point, [0.5 / 3, 1.0 / 3, 0.5])     # normalized scores, all tasks equal
+  assert np.all(low <= point + 1e-12) and np.all(point <= high + 1e-12)
+  for name, plot in (('returns.png', build.figures.plot_returns), ('iqm.png', build.figures.plot_iqm)):
+    path = tmp_path / name
+    assert plot(s, str(path)) == ['Ideal', 'KTM', 'TD3-MT']
+    data = path.read_bytes()
+    assert data[:8] == b'\x89PNG\r\n\x1a\n' and len(data) > 5000
+
+
+def test_cli_writes_report_with_label_override(toy_runs, tmp_path):
+  out = tmp_path / 'cli'
+  proc = subprocess.run([sys.executable, os.path.join(REPO, 'experiments', 'report.py'), str(toy_runs / 'ktm0'),
+                         f'{toy_runs / "td3mt"}=My baseline', f'--out={out}', '--bootstrap_reps=100'],
+                        capture_output=True, text=True, cwd=REPO, timeout=300, check=False)
+  assert proc.returncode == 0, proc.stderr
+  text = (out / 'REPORT.md').read_text()
+  assert '| My baseline |' in text and 'TD3-MT' not in md_table(text, '### Max average return')['A']
+  # no teacher run given and ktm0's teacher_dir does not exist: Ideal comes from the recorded teacher_return
+  assert md_table(text, '### Performance ratio')['A']['KTM'] == '1.100'
+  assert sorted(p.name for p in out.glob('*.png')) == ['fig_toy_iqm.png', 'fig_toy_returns.png']
