@@ -10,8 +10,10 @@ Every failure to read names the file and raises `CheckpointError` (or FileNotFou
 """
 
 import contextlib
+import errno
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -67,11 +69,15 @@ def write_manifest(directory: str) -> None:
   files = {f: dict(size=os.path.getsize(os.path.join(directory, f)), sha256=_sha256(os.path.join(directory, f)))
            for f in _files(directory)}
   fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp-', suffix='.json')
-  with os.fdopen(fd, 'w') as f:
-    json.dump(dict(format=1, files=files), f, indent=1)
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, os.path.join(directory, MANIFEST))
+  try:
+    with os.fdopen(fd, 'w') as f:
+      json.dump(dict(format=1, files=files), f, indent=1)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, os.path.join(directory, MANIFEST))
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
 
 
 def problem(directory: str) -> Optional[str]:
@@ -107,13 +113,40 @@ def verify(directory: str) -> None:
     raise CheckpointError(f'cannot restore checkpoint {directory}: it is {why}')
 
 
+_OS_ERRORS = ((errno.ENOSPC, 'No space left on device'), (errno.EDQUOT, 'Disk quota exceeded'),
+              (errno.EROFS, 'Read-only file system'), (errno.EACCES, 'Permission denied'))
+
+
+@contextlib.contextmanager
+def _orbax_call(directory: str) -> Iterator[None]:
+  """Runs orbax quietly (its background threads log each failure with several tracebacks) and turns its wrapped
+  OS failures (a full disk, a read-only or forbidden directory) into an OSError naming `directory`."""
+  logger = logging.getLogger('absl')
+  level = logger.level
+  logger.setLevel(logging.CRITICAL)
+  try:
+    yield
+  except Exception as e:  # orbax/tensorstore wrap OS errors in ValueError and others
+    if isinstance(e, OSError):
+      raise
+    for code, text in _OS_ERRORS:
+      if text in str(e):
+        raise OSError(code, os.strerror(code), directory) from e
+    raise
+  finally:
+    logger.setLevel(level)
+
+
 def save_pytree(path: str, tree: Any) -> None:
   """Writes `tree` (arrays, PRNG keys, scalars) to a new orbax checkpoint directory at `path`, then its manifest."""
   path = os.path.abspath(path)
   checkpointer = ocp.StandardCheckpointer()
-  checkpointer.save(path, _flat(tree))
-  checkpointer.wait_until_finished()
-  checkpointer.close()
+  try:
+    with _orbax_call(path):
+      checkpointer.save(path, _flat(tree))
+      checkpointer.wait_until_finished()
+  finally:
+    checkpointer.close()
   write_manifest(path)
 
 
@@ -126,7 +159,8 @@ def restore_pytree(path: str, like: Any) -> Any:
   verify(path)
   checkpointer = ocp.StandardCheckpointer()
   try:
-    return _unflat(checkpointer.restore(path, _abstract(like)), like)
+    with _orbax_call(path):
+      return _unflat(checkpointer.restore(path, _abstract(like)), like)
   except Exception as e:  # orbax raises many types; callers get one, naming the file
     raise CheckpointError(f'cannot restore checkpoint {path}: {type(e).__name__}: {str(e)[:500]}') from e
   finally:
@@ -224,9 +258,10 @@ class CheckpointManager:
       self._manager.delete(s)
     if stale:
       self._manager.reload()
-    self._manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(_flat(state)),
-                                                       extra=ocp.args.JsonSave(extra)))
-    self._manager.wait_until_finished()
+    with _orbax_call(self.directory):
+      self._manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(_flat(state)),
+                                                         extra=ocp.args.JsonSave(extra)))
+      self._manager.wait_until_finished()
     write_manifest(self.step_directory(step))
 
   def _restore_step(self, like: Any, step: int) -> Tuple[Any, Any]:
@@ -235,8 +270,9 @@ class CheckpointManager:
     if why is not None:
       raise CheckpointError(why)
     try:
-      out = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(_abstract(like)),
-                                                                extra=ocp.args.JsonRestore()))
+      with _orbax_call(self.step_directory(step)):
+        out = self._manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(_abstract(like)), extra=ocp.args.JsonRestore()))
       return _unflat(out.state, like), out.extra
     except MemoryError:
       raise
