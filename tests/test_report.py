@@ -110,6 +110,15 @@ def test_stratified_bootstrap_keeps_strata_and_is_deterministic():
   assert stats.iqm_with_ci(per_task, reps=1000, seed=4) != (point, low, high)
 
 
+def test_iqm_with_ci_per_step_equals_one_column_at_a_time():
+  rng = np.random.default_rng(5)
+  per_task = [rng.normal(size=(2, 4)), rng.normal(size=(3, 4)), rng.normal(size=(1, 4))]   # [runs, steps]
+  point, low, high = stats.iqm_with_ci(per_task, reps=400, seed=7)
+  for j in range(4):
+    column = stats.iqm_with_ci([p[:, j] for p in per_task], reps=400, seed=7)
+    np.testing.assert_allclose((point[j], low[j], high[j]), column)
+
+
 def test_read_curves_keeps_last_row_of_a_repeated_step(tmp_path):
   write_run(tmp_path, {'ktm': {}}, metrics=[
       {'step': 0, 'eval_return/A': 1.0}, {'step': 1000, 'eval_return/A': 2.0, 'critic_loss': 3.0},

@@ -10,37 +10,29 @@ from ktm.report.runs import Run, load_runs
 
 BENCHMARK_NAMES = {'halfcheetah_group': 'Benchmark A (halfcheetah_group)',
                    'benchmark_b': 'Benchmark B (benchmark_b)'}
-SUMMARY_KEYS = (('td3', 'hidden_sizes'), ('train', 'steps'), ('train', 'updates_per_step'), ('ktm', 'offline_epochs'),
-                ('ktm', 'online_epochs'), ('ktm', 'alpha'), ('ktm', 'beta'), ('ktm', 'replay'), ('ktm', 'combine'),
-                ('td3', 'target_noise'))
+SETTINGS = ('preset', 'hidden_sizes', 'steps', 'updates_per_step', 'offline_epochs', 'online_epochs', 'alpha',
+            'beta', 'replay', 'combine', 'target_noise', 'online_start_steps')
+SECTIONS = ('td3', 'cfg', 'train', 'schedule', 'ktm', 'loop')
 
 
-def config_summary(config: dict) -> str:
-  """The run's command if its config recorded one, else its preset and key settings."""
-  for key in ('command', 'argv'):
-    if config.get(key):
-      value = config[key]
-      return '`' + (' '.join(value) if isinstance(value, list) else str(value)) + '`'
-  parts = [f'preset={config["preset"]}'] if 'preset' in config else []
-  for section, key in SUMMARY_KEYS:
-    value = config.get(section, {}).get(key) if isinstance(config.get(section), dict) else None
-    if value is not None:
-      parts.append(f'{key}={value}')
-  return ', '.join(parts)
-
-
-def machine_of(config: dict) -> str:
-  return ', '.join(str(config[k]) for k in ('machine', 'device', 'backend', 'jax') if config.get(k)) or '—'
+def settings_summary(config: dict) -> str:
+  """The key settings of a run's config (any of its sections), e.g. 'hidden_sizes=[64, 64], steps=15000'."""
+  found = {k: config[k] for k in SETTINGS if k in config and not isinstance(config[k], dict)}
+  for section in SECTIONS:
+    if isinstance(config.get(section), dict):
+      found.update({k: v for k, v in config[section].items() if k in SETTINGS and k not in found})
+  return ', '.join(f'{k}={found[k]}' for k in SETTINGS if k in found)
 
 
 def runs_table(runs: Sequence[Run]) -> str:
-  header = ['label', 'method', 'benchmark', 'seed', 'run', 'status', 'wall', 'settings', 'machine']
+  header = ['label', 'method', 'benchmark', 'seed', 'run', 'status', 'wall', 'command or settings', 'machine']
   rows = []
   for r in runs:
     wall = '—' if r.wall_seconds is None else f'{r.wall_seconds / 60:.1f} min'
     status = 'done' if r.complete else 'no results.json: from metrics.jsonl'
+    what = f'`{r.command}`' if r.command else settings_summary(r.config)
     rows.append([r.label, r.method, r.benchmark, str(r.seed), f'`{r.path}`', status, wall,
-                 config_summary(r.config) + (f', swept {r.swept}' if r.swept else ''), machine_of(r.config)])
+                 what + (f'; swept {r.swept}' if r.swept else ''), r.machine or '—'])
   return tables._markdown(header, rows)  # pylint: disable=protected-access
 
 
@@ -54,8 +46,8 @@ NOTES = """\
   whose Ideal return is not positive get no ratio (n/a) and are left out of the aggregates.
 - Aggregates: mean ratio = mean over tasks of the per-task mean ratio; IQM = interquartile mean (25% trimmed
   from each end, scipy's `trim_mean` rule) of all (run, task) normalized scores pooled, with a 95% percentile
-  interval from a stratified bootstrap ({reps} resamples of the runs within each task, numpy seed {seed}),
-  as in rliable (implemented in `ktm/report/stats.py`; rliable itself does not import with our pins).
+  interval from a stratified bootstrap ({reps} resamples of the runs within each task, 500 for the curves;
+  numpy seed {seed}), as in rliable (implemented in `ktm/report/stats.py`: rliable does not import with our pins).
   With 2 seeds per task the interval is narrow only because there is little to resample: read it as a floor.
 - "paper" columns: {source}
 - Curves: mean ± std over the seeds at the steps every seed evaluated; x is the global epoch for students
@@ -75,7 +67,7 @@ def benchmark_section(s: tables.BenchmarkSummary, out: str, reps: int, seed: int
   returns_png, iqm_png = f'fig_{s.benchmark}_returns.png', f'fig_{s.benchmark}_iqm.png'
   if figures.plot_returns(s, os.path.join(out, returns_png)):
     lines += [f'![{s.benchmark} learning curves]({returns_png})', '']
-  if figures.plot_iqm(s, os.path.join(out, iqm_png), reps=max(100, reps // 4), seed=seed):
+  if figures.plot_iqm(s, os.path.join(out, iqm_png), reps=min(reps, 500), seed=seed):
     lines += [f'![{s.benchmark} IQM normalized score]({iqm_png})', '']
   return lines
 

@@ -44,12 +44,9 @@ def iqm_curve(runs: Sequence[Run], tasks: Sequence[str], ideal: Dict[str, float]
     common = steps if common is None else np.intersect1d(common, steps)
   if common.size == 0:
     return None
-  points = []
-  for i, step in enumerate(common.tolist()):
-    scores = [values[:, np.searchsorted(steps, step)] / ideal[t] for t, (steps, values) in per_task.items()]
-    points.append(stats.iqm_with_ci(scores, reps, seed + i))
-  points = np.array(points)
-  return common, points[:, 0], points[:, 1], points[:, 2]
+  scores = [values[:, np.searchsorted(steps, common)] / ideal[t] for t, (steps, values) in per_task.items()]
+  point, low, high = stats.iqm_with_ci(scores, reps, seed)
+  return common, point, low, high
 
 
 def _colors(labels: Sequence[str]) -> Dict[str, str]:
@@ -82,7 +79,7 @@ def plot_returns(s: BenchmarkSummary, path: str) -> List[str]:
   for ax in axes.ravel()[len(s.tasks):]:
     ax.axis('off')
   handles = {h.get_label(): h for ax in axes.ravel() for h in ax.get_lines()}
-  fig.legend(list(handles.values()), list(handles), loc='lower center', ncol=min(6, max(1, len(handles))),
+  fig.legend(list(handles.values()), list(handles), loc='lower center', ncol=min(8, max(1, len(handles))),
              fontsize=8, frameon=False)
   fig.suptitle(f'{s.benchmark}: mean ± std over seeds', fontsize=11)
   fig.tight_layout(rect=(0, 0.06, 1, 0.97))

@@ -38,6 +38,8 @@ class Run:
   wall_seconds: Optional[float]
   complete: bool                     # False: no results.json yet, returns taken from metrics.jsonl
   swept: dict                        # a sweep member's swept values ({} otherwise)
+  command: Optional[str] = None      # the command line, if the run recorded one
+  machine: Optional[str] = None      # the machine / device, if the run recorded it
 
 
 def parse_spec(spec: str) -> Tuple[str, Optional[str]]:
@@ -146,6 +148,38 @@ def _member_label(method: str, config: dict, members: Sequence[dict], i: int, la
   return (label or default_label(method, config)) + _swept_suffix(members, i)
 
 
+def _text(value) -> Optional[str]:
+  if value is None or value == '' or value == []:
+    return None
+  if isinstance(value, list):
+    return ' '.join(str(v) for v in value)
+  if isinstance(value, dict):
+    return ', '.join(f'{k}={v}' for k, v in value.items())
+  return str(value)
+
+
+def command_of(path: str, config: dict, results: Optional[dict]) -> Optional[str]:
+  """The command line from results.json or config.json ('command' or 'argv'), else from DIR/command.txt."""
+  for source in (results or {}, config):
+    for key in ('command', 'argv'):
+      if _text(source.get(key)):
+        return _text(source[key])
+  if os.path.exists(os.path.join(path, 'command.txt')):
+    with open(os.path.join(path, 'command.txt')) as f:
+      return f.read().strip() or None
+  return None
+
+
+def machine_of(config: dict, results: Optional[dict]) -> Optional[str]:
+  """What the run recorded about its machine: 'machine', 'device', 'backend', 'jax' in results.json/config.json."""
+  parts = []
+  for key in ('machine', 'device', 'backend', 'jax'):
+    value = _text((results or {}).get(key)) or _text(config.get(key))
+    if value:
+      parts.append(value if key in ('machine', 'device') else f'{key} {value}')
+  return ', '.join(parts) or None
+
+
 def load_run(spec: str) -> List[Run]:
   """The runs of one directory spec ('DIR' or 'DIR=LABEL'): one Run, or one per sweep member."""
   path, label = parse_spec(spec)
@@ -155,6 +189,7 @@ def load_run(spec: str) -> List[Run]:
   method = method_of(config)
   results = read_json(os.path.join(path, 'results.json'))
   benchmark = (results or {}).get('benchmark') or config.get('benchmark')
+  about = dict(command=command_of(path, config, results), machine=machine_of(config, results))
   if results is not None and 'members' in results:
     members = results['members']
     runs = []
@@ -164,7 +199,7 @@ def load_run(spec: str) -> List[Run]:
       runs.append(Run(f'{path}#member{index}', _member_label(method, config, members, i, label), method,
                       benchmark, m.get('seed'), returns, teacher,
                       read_curves(os.path.join(path, 'members', str(index), 'metrics.jsonl')), config,
-                      m.get('wall_seconds'), True, dict(m.get('swept', {}))))
+                      m.get('wall_seconds'), True, dict(m.get('swept', {})), **about))
     return runs
   curves = read_curves(os.path.join(path, 'metrics.jsonl'))
   if results is not None:
@@ -174,7 +209,7 @@ def load_run(spec: str) -> List[Run]:
   else:
     raise FileNotFoundError(f'{path} has neither results.json nor evaluations in metrics.jsonl')
   return [Run(path, label or default_label(method, config), method, benchmark, seed_of(config), returns, teacher,
-              curves, config, (results or {}).get('wall_seconds'), results is not None, {})]
+              curves, config, (results or {}).get('wall_seconds'), results is not None, {}, **about)]
 
 
 def load_runs(specs: Sequence[str], auto_teachers: bool = True) -> List[Run]:

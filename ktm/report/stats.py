@@ -37,36 +37,41 @@ def iqm(scores) -> float:
   return float(trimmed_mean(np.ravel(np.asarray(scores, dtype=np.float64)), 0.25))
 
 
-def stratified_bootstrap(per_task: Sequence[Sequence[float]], statistic: Callable[[np.ndarray], np.ndarray],
-                         reps: int = 2000, seed: int = 0) -> np.ndarray:
+def stratified_bootstrap(per_task: Sequence, statistic: Callable[[np.ndarray], np.ndarray], reps: int = 2000,
+                         seed: int = 0) -> np.ndarray:
   """Bootstrap replicates of `statistic` under resampling of runs within each task.
 
   Args:
-    per_task: one sequence of run scores per task (tasks may have different numbers of runs; each needs >= 1).
-    statistic: maps pooled scores [reps, N] to [reps] (N = total number of runs over tasks).
+    per_task: one array of run scores [n_t, ...] per task (tasks may have different numbers of runs n_t >= 1;
+      trailing axes, e.g. evaluation steps [n_t, T], are resampled together: a run is drawn with all its values).
+    statistic: maps pooled scores [reps, N, ...] to [reps, ...] (N = sum of n_t).
     reps: number of bootstrap replicates.
     seed: seed of the numpy Generator (the same seed gives the same replicates).
   Returns:
-    [reps] replicate values.
+    [reps, ...] replicate values.
   """
   rng = np.random.default_rng(seed)
   columns = []
   for scores in per_task:
     s = np.asarray(scores, dtype=np.float64)
-    if s.size == 0:
+    if s.ndim == 0 or s.shape[0] == 0:
       raise ValueError('every task needs at least one run score')
-    columns.append(s[rng.integers(0, s.size, size=(reps, s.size))])
+    columns.append(s[rng.integers(0, s.shape[0], size=(reps, s.shape[0]))])
   return statistic(np.concatenate(columns, axis=1))
 
 
-def iqm_with_ci(per_task: Sequence[Sequence[float]], reps: int = 2000, seed: int = 0,
-                confidence: float = 0.95) -> Tuple[float, float, float]:
+def iqm_with_ci(per_task: Sequence, reps: int = 2000, seed: int = 0, confidence: float = 0.95):
   """(IQM, CI low, CI high): the IQM of all scores pooled and its percentile interval from a stratified bootstrap
-  (rliable's `get_interval_estimates` with method='percentile')."""
-  point = iqm(np.concatenate([np.ravel(np.asarray(s, dtype=np.float64)) for s in per_task]))
-  replicates = stratified_bootstrap(per_task, lambda x: trimmed_mean(x, 0.25, axis=1), reps, seed)
-  lo, hi = np.percentile(replicates, [100 * (1 - confidence) / 2, 100 * (1 + confidence) / 2])
-  return point, float(lo), float(hi)
+  (rliable's `get_interval_estimates` with method='percentile'). Floats for per_task arrays [n_t]; arrays [T] for
+  per_task arrays [n_t, T] (one IQM per column, e.g. per evaluation step, from the same resampled runs)."""
+  arrays = [np.asarray(s, dtype=np.float64) for s in per_task]
+  pooled = np.concatenate(arrays, axis=0)                              # [N, ...]
+  point = trimmed_mean(np.moveaxis(pooled, 0, -1), 0.25)
+  replicates = stratified_bootstrap(arrays, lambda x: trimmed_mean(np.moveaxis(x, 1, -1), 0.25), reps, seed)
+  lo, hi = np.percentile(replicates, [100 * (1 - confidence) / 2, 100 * (1 + confidence) / 2], axis=0)
+  if pooled.ndim == 1:
+    return float(point), float(lo), float(hi)
+  return point, lo, hi
 
 
 def finite(values: Sequence[Optional[float]]) -> list:

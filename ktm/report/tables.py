@@ -116,8 +116,9 @@ def _paper_value(table: Optional[dict], label: str, task: str):
 
 
 def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-  lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-  lines += ['| ' + ' | '.join(row) + ' |' for row in rows]
+  cell = lambda text: str(text).replace('|', '\\|').replace('\n', ' ')
+  lines = ['| ' + ' | '.join(map(cell, header)) + ' |', '|' + '---|' * len(header)]
+  lines += ['| ' + ' | '.join(map(cell, row)) + ' |' for row in rows]
   return '\n'.join(lines)
 
 
