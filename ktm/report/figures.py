@@ -49,6 +49,13 @@ def iqm_curve(runs: Sequence[Run], tasks: Sequence[str], ideal: Dict[str, float]
   return common, point, low, high
 
 
+def offline_end(runs: Sequence[Run]) -> List[int]:
+  """The step where KTM-DRL's online stage starts, if all `runs` share one and have both stages."""
+  ends = {r.config.get('ktm', {}).get('offline_epochs') for r in runs if r.method == 'ktm'}
+  online = {r.config.get('ktm', {}).get('online_epochs') for r in runs if r.method == 'ktm'}
+  return [int(e) for e in ends if e] if len(ends) == 1 and all(online) else []
+
+
 def _colors(labels: Sequence[str]) -> Dict[str, str]:
   cycle = [f'C{i}' for i in range(10)]
   return {l: cycle[i % len(cycle)] for i, l in enumerate(labels)}
@@ -70,6 +77,8 @@ def plot_returns(s: BenchmarkSummary, path: str) -> List[str]:
       mean, std = values.mean(axis=0), values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros(values.shape[1])
       ax.plot(steps, mean, color=colors[label], label=f'{label} (n={len(values)})', lw=1.4)
       ax.fill_between(steps, mean - std, mean + std, color=colors[label], alpha=0.2, lw=0)
+      for boundary in offline_end(s.runs[label]):
+        ax.axvline(boundary, color=colors[label], lw=0.8, ls=':')
       drawn.append(label)
     ax.set_title(task, fontsize=10)
     ax.set_xlabel('step (epochs; env steps for teachers)', fontsize=8)
@@ -81,7 +90,7 @@ def plot_returns(s: BenchmarkSummary, path: str) -> List[str]:
   handles = {h.get_label(): h for ax in axes.ravel() for h in ax.get_lines()}
   fig.legend(list(handles.values()), list(handles), loc='lower center', ncol=min(8, max(1, len(handles))),
              fontsize=8, frameon=False)
-  fig.suptitle(f'{s.benchmark}: mean ± std over seeds', fontsize=11)
+  fig.suptitle(f'{s.benchmark}: mean ± std over seeds (dotted: start of the online stage)', fontsize=11)
   fig.tight_layout(rect=(0, 0.06, 1, 0.97))
   fig.savefig(path, dpi=110)
   plt.close(fig)
