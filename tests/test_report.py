@@ -191,6 +191,7 @@ def test_missing_method_and_task_shown_as_missing_with_paper_numbers(tmp_path):
   assert ratios['Ant']['KTM'] == f'{5000 / 5500:.3f}'              # Ideal from the recorded teacher_return
   assert ratios['Ant']['w/o HER'] == tables.MISSING and ratios['Ant']['w/o HER (paper)'] == '0.2215'
   assert ratios['Walker2d']['KTM'].startswith('n/a')               # no Ideal known for it: no ratio
+  assert 'Walker2d (—)' in text.split('Left out of the ratios and aggregates')[1].splitlines()[0]
   assert summary['benchmarks']['benchmark_b']['aggregate']['KTM']['tasks'] == 2
 
 

@@ -64,6 +64,10 @@ def benchmark_section(s: tables.BenchmarkSummary, out: str, reps: int, seed: int
     lines += [f'### Performance ratio, KTM-DRL and ablations '
               f'({"paper Table 3" if s.paper_ratios else "no paper table"})', '', tables.ratio_table(s), '']
   lines += ['### Aggregate per method', '', tables.aggregate_table(s), '']
+  left_out = [t for t in s.tasks if not tables.valid_ideal(s.ideal[t])]
+  if left_out:
+    lines += ['Left out of the ratios and aggregates (Ideal return unknown or not positive): '
+              + ', '.join(f'{t} ({tables.fmt_value(s.ideal[t], 1)})' for t in left_out) + '.', '']
   returns_png, iqm_png = f'fig_{s.benchmark}_returns.png', f'fig_{s.benchmark}_iqm.png'
   if figures.plot_returns(s, os.path.join(out, returns_png)):
     lines += [f'![{s.benchmark} learning curves]({returns_png})', '']
