@@ -1,4 +1,7 @@
-"""MJCF models: gymnasium's shipped assets and the programmatic morphology variants.
+"""MJCF models: gymnasium's shipped assets, users' own MJCF, and the programmatic morphology variants.
+
+A task's `xml` is a gymnasium asset name ('hopper.xml'), a path to an MJCF file, or MJCF text itself
+(user tasks, see ktm/envs/custom.py).
 
 Benchmark A (gym-extensions HalfCheetah variants): every number of the named geoms' `size`
 scaled by 0.75 / 1.25, positions unchanged, total mass renormalised to 14 kg. The
@@ -50,6 +53,26 @@ def asset_path(xml: str) -> str:
   return os.path.join(os.path.dirname(gymnasium.__file__), 'envs', 'mujoco', 'assets', xml)
 
 
+def is_mjcf_text(xml: str) -> bool:
+  """True when `xml` is MJCF text rather than a file name."""
+  return xml.lstrip().startswith('<')
+
+
+def load_spec(xml: str) -> mujoco.MjSpec:
+  """The uncompiled MjSpec of MJCF text, an MJCF file path, or a gymnasium asset name."""
+  if is_mjcf_text(xml):
+    return mujoco.MjSpec.from_string(xml)
+  return mujoco.MjSpec.from_file(xml if os.path.isabs(xml) else asset_path(xml))
+
+
+def register_variant(variant: Variant) -> None:
+  """Adds a variant to VARIANTS; a name already taken by a different definition raises ValueError."""
+  old = VARIANTS.get(variant.name)
+  if old is not None and old != variant:
+    raise ValueError(f'a different morphology variant named {variant.name!r} is already registered: {old}')
+  VARIANTS[variant.name] = variant
+
+
 def _scale_masses(spec: mujoco.MjSpec, factor: float) -> None:
   """Scales every body's mass and inertia by `factor` through its geoms (inertiafromgeom)."""
   for body in spec.bodies[1:]:  # skip the world body
@@ -65,8 +88,8 @@ def _scale_masses(spec: mujoco.MjSpec, factor: float) -> None:
 
 
 def variant_spec(variant: Variant, xml: str) -> mujoco.MjSpec:
-  """The edited (uncompiled) MjSpec of `variant`, built from gymnasium's `xml`."""
-  spec = mujoco.MjSpec.from_file(asset_path(xml))
+  """The edited (uncompiled) MjSpec of `variant`, built from its base task's `xml` (see `load_spec`)."""
+  spec = load_spec(xml)
   for name, factor in variant.geom_size_scale:
     spec.geom(name).size = np.asarray(spec.geom(name).size) * factor
   for name, factor in variant.fromto_scale:
@@ -87,7 +110,9 @@ def variant_xml(name: str, xml: str) -> str:
 
 
 def build_model(task_name: str, xml: str) -> mujoco.MjModel:
-  """Compiled MjModel of a base task (gymnasium's own xml) or of a registered variant."""
+  """Compiled MjModel of a base task (gymnasium's own xml, a user's MJCF file or text) or of a registered variant."""
   if task_name in VARIANTS:
     return variant_spec(VARIANTS[task_name], xml).compile()
-  return mujoco.MjModel.from_xml_path(asset_path(xml))
+  if is_mjcf_text(xml):
+    return mujoco.MjModel.from_xml_string(xml)
+  return mujoco.MjModel.from_xml_path(xml if os.path.isabs(xml) else asset_path(xml))

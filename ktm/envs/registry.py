@@ -1,6 +1,13 @@
-"""Registered suites and `make_suite`."""
+"""Registered suites and `make_suite`.
 
+A suite is named by a registered name, a single task, or a reference 'module.path:ATTR' (or 'file.py:ATTR') to a
+user definition (ktm/envs/custom.py): the module is imported, which registers its tasks, and ATTR names the suite.
+"""
+
+import importlib
+import importlib.util
 import os
+import sys
 
 import jax
 from mujoco import rollout as mj_rollout
@@ -18,7 +25,8 @@ SUITES = {
     'benchmark_b': [(name,) for name in BENCHMARK_B],
     'pendulum_group': [tuple(v.name for v in models_lib.PENDULUM_VARIANTS)],
 }
-SINGLE_TASKS = tuple(tasks_lib.TASKS) + tuple(models_lib.VARIANTS)
+SINGLE_TASKS = tuple(tasks_lib.TASKS) + tuple(models_lib.VARIANTS)   # the built-in ones
+_FILE_MODULES = {}   # absolute path -> module, for 'file.py:ATTR' references
 
 
 def task_spec(name: str) -> tasks_lib.TaskSpec:
@@ -27,14 +35,72 @@ def task_spec(name: str) -> tasks_lib.TaskSpec:
   return tasks_lib.TASKS[base]
 
 
-def _resolve(name: str) -> list[tuple[str, ...]]:
+def register_suite(name: str, groups: list[tuple[str, ...]]) -> None:
+  """Adds a suite (a list of groups of task names); a name taken by a different suite raises ValueError."""
+  groups = [tuple(g) for g in groups]
+  if name in SUITES and SUITES[name] != groups:
+    raise ValueError(f'a different suite named {name!r} is already registered')
+  SUITES[name] = groups
+
+
+def _import_module(module: str, reference: str):
+  """Imports 'pkg.mod' (the working directory on sys.path, as `python -m` has it) or a file 'path/to/mod.py'."""
+  try:
+    if module.endswith('.py'):
+      path = os.path.abspath(module)
+      if path not in _FILE_MODULES:
+        if not os.path.isfile(path):
+          raise FileNotFoundError(f'no file {path}')
+        spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        _FILE_MODULES[path] = mod
+      return _FILE_MODULES[path]
+    if os.getcwd() not in sys.path and '' not in sys.path:
+      sys.path.insert(0, os.getcwd())
+    return importlib.import_module(module)
+  except (ImportError, FileNotFoundError) as e:
+    raise ValueError(f'cannot import the module of suite {reference!r}: {e}') from e
+
+
+def resolve_reference(reference: str):
+  """The object named by 'module.path:ATTR' or 'file.py:ATTR' (importing the module registers its definitions)."""
+  module, _, attr = reference.rpartition(':')
+  if not module or not attr:
+    raise ValueError(f"a suite reference is 'module.path:ATTR', got {reference!r}")
+  mod = _import_module(module, reference)
+  if not hasattr(mod, attr):
+    raise ValueError(f'module {module!r} has no {attr!r} (suite reference {reference!r})')
+  return getattr(mod, attr)
+
+
+def _groups_of(obj, reference: str) -> list[tuple[str, ...]]:
+  """Groups of a user object: a custom.SuiteDef, custom.Group, TaskSpec or a registered name."""
+  from ktm.envs import custom  # pylint: disable=g-import-not-at-top
+  if isinstance(obj, custom.SuiteDef):
+    return SUITES[obj.name]
+  if isinstance(obj, custom.Group):
+    return [obj.names]
+  if isinstance(obj, tasks_lib.TaskSpec):
+    return [(obj.name,)]
+  if isinstance(obj, str) and ':' not in obj:
+    return _resolve(obj)
+  raise ValueError(f'{reference!r} is a {type(obj).__name__}, not a suite (make one with ktm.envs.custom.suite)')
+
+
+def _resolve(name) -> list[tuple[str, ...]]:
+  if not isinstance(name, str):
+    return _groups_of(name, repr(name))
   if name in SUITES:
     return SUITES[name]
+  if ':' in name and not name.startswith('single:'):
+    return _groups_of(resolve_reference(name), name)
   single = name[len('single:'):] if name.startswith('single:') else name
-  if single in SINGLE_TASKS:
+  if single in tasks_lib.TASKS or single in models_lib.VARIANTS:
     return [(single,)]
   raise ValueError(f'unknown suite {name!r}; registered suites: {sorted(SUITES)}; or a '
-                   f"single task ('single:NAME' or NAME) from {sorted(SINGLE_TASKS)}")
+                   f"single task ('single:NAME' or NAME) from {sorted(SINGLE_TASKS)}; or a user suite "
+                   "'module.path:SUITE'")
 
 
 def _pick_backend(backend: str) -> str:
@@ -45,10 +111,11 @@ def _pick_backend(backend: str) -> str:
   return backend
 
 
-def make_suite(name: str, num_envs: int = 1, backend: str = 'auto',
+def make_suite(name, num_envs: int = 1, backend: str = 'auto',
                episode_length: int = 1000, nthread: int | None = None) -> Suite:
-  """Builds a registered suite ('halfcheetah_group', 'benchmark_b', 'pendulum_group') or a
-  single task ('Hopper', 'single:HalfCheetahBigTorso', ...).
+  """Builds a registered suite ('halfcheetah_group', 'benchmark_b', 'pendulum_group'), a
+  single task ('Hopper', 'single:HalfCheetahBigTorso', ...), a user suite by reference
+  ('my_module:SUITE', 'path/to/file.py:SUITE') or a user definition object (custom.SuiteDef).
 
   backend: 'auto' (native MuJoCo on CPU, MJX on GPU/TPU), 'mjx' or 'native'.
   nthread: native rollout threads (default: all CPU cores).

@@ -157,3 +157,18 @@ TASKS: dict[str, TaskSpec] = {
         inverted_double_pendulum_obs, inverted_double_pendulum_transition, 0.1, 'normal',
         extras=(('site_xpos', 0), ('qfrc_constraint', None))),
 }
+
+
+def _same_definition(a: TaskSpec, b: TaskSpec) -> bool:
+  """Equal fields, functions compared by qualified name (a user module may be imported twice, e.g. as __main__)."""
+  key = lambda s: dataclasses.replace(s, obs_fn=None, transition_fn=None)
+  return (key(a) == key(b) and a.obs_fn.__qualname__ == b.obs_fn.__qualname__
+          and a.transition_fn.__qualname__ == b.transition_fn.__qualname__)
+
+
+def register(spec: TaskSpec) -> None:
+  """Adds a (validated, see ktm.envs.custom) task to TASKS; a name taken by a different task raises ValueError."""
+  old = TASKS.get(spec.name)
+  if old is not None and not _same_definition(old, spec):
+    raise ValueError(f'a different task named {spec.name!r} is already registered')
+  TASKS[spec.name] = spec
