@@ -87,7 +87,7 @@ def plot_returns(s: BenchmarkSummary, path: str) -> List[str]:
     ax.grid(alpha=0.3)
   for ax in axes.ravel()[len(s.tasks):]:
     ax.axis('off')
-  handles = {h.get_label(): h for ax in axes.ravel() for h in ax.get_lines()}
+  handles = {h.get_label(): h for ax in axes.ravel() for h in ax.get_lines() if not h.get_label().startswith('_')}
   fig.legend(list(handles.values()), list(handles), loc='lower center', ncol=min(8, max(1, len(handles))),
              fontsize=8, frameon=False)
   fig.suptitle(f'{s.benchmark}: mean ± std over seeds (dotted: start of the online stage)', fontsize=11)
