@@ -28,7 +28,7 @@ def paper_table(paper: dict, benchmark: str, kind: str) -> Optional[dict]:
   return next((t for t in paper['tables'].values() if t['benchmark'] == benchmark and t['kind'] == kind), None)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class BenchmarkSummary:
   """Everything the tables and figures of one benchmark need."""
   benchmark: str
