@@ -108,6 +108,15 @@ def test_padded_parameter_entries_have_no_effect(state):
   critic2 = scramble(state.critic_params, jax.random.key(6))
   np.testing.assert_array_equal(sharednet.twin_q(critic2, batch.obs, batch.action, TASKS, CFG),
                                 sharednet.twin_q(state.critic_params, batch.obs, batch.action, TASKS, CFG))
+  # Task 0 reads only its 3 obs entries and its 1 action entry, whatever the padded inputs and weights hold.
+  garbage = jax.random.normal(jax.random.key(7), batch.obs.shape) * (1 - padding.action_masks(TASKS.obs_dims, O))[
+      :, None, :]
+  act_garbage = jnp.zeros_like(batch.action).at[0, :, 1].set(3.0)
+  np.testing.assert_array_equal(sharednet.policy(actor2, batch.obs + garbage, TASKS, CFG),
+                                sharednet.policy(state.actor_params, batch.obs, TASKS, CFG))
+  np.testing.assert_array_equal(
+      sharednet.twin_q(critic2, batch.obs + garbage, batch.action + act_garbage, TASKS, CFG),
+      sharednet.twin_q(state.critic_params, batch.obs, batch.action, TASKS, CFG))
 
 
 # ---- losses against numpy ----
