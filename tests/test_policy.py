@@ -1,0 +1,98 @@
+"""ktm.policy: a trained student (and teacher) as a raw-size obs -> action function, run in gymnasium's own env."""
+
+import os
+
+import gymnasium
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ktm import loop, policy, runs, teachers
+from ktm.envs import make_suite
+from ktm.envs import models as models_lib
+
+TINY_TEACHER = dict(hidden_sizes=(16, 16), batch_size=32)
+TINY_SCHEDULE = dict(steps=300, start_steps=100, chunk_steps=50, replay_capacity=300)
+TINY_KTM = dict(cfg=dict(hidden_sizes=(16, 16), batch_size=32),
+                ktm=dict(offline_epochs=20, online_epochs=20, offline_chunk=10, chunk_steps=5, online_capacity=100))
+BENCHMARK = 'pendulum_group'
+
+
+def make_tiny_run(root: str, benchmark: str = BENCHMARK) -> str:
+  """Tiny teachers, then a tiny KTM-DRL student on `benchmark`, in ROOT/teachers and ROOT/run; returns the run."""
+  teacher_dir, run_dir = os.path.join(root, 'teachers'), os.path.join(root, 'run')
+  runs.train_teachers(benchmark, TINY_TEACHER, TINY_SCHEDULE,
+                      loop.LoopConfig(eval_every=300, eval_episodes=1, checkpoint_every=300), teacher_dir,
+                      tensorboard=False, progress_bar=False)
+  runs.run('ktm', benchmark, TINY_KTM, loop.LoopConfig(eval_every=20, eval_episodes=1, checkpoint_every=20),
+           run_dir, teacher_dir, tensorboard=False, progress_bar=False)
+  return run_dir
+
+
+@pytest.fixture(scope='module')
+def tiny_run(tmp_path_factory):
+  return make_tiny_run(str(tmp_path_factory.mktemp('tiny')))
+
+
+def _gym_return(act, task: str, qpos, qvel, tmp_path) -> float:
+  """One episode of gymnasium's InvertedPendulum-v5 on the task's MJCF from (qpos, qvel), actions from `act`."""
+  xml = tmp_path / f'{task}.xml'
+  xml.write_text(models_lib.variant_xml(task, 'inverted_pendulum.xml'))
+  env = gymnasium.make('InvertedPendulum-v5', xml_file=str(xml))
+  env.reset(seed=0)
+  env.unwrapped.set_state(np.asarray(qpos, np.float64), np.asarray(qvel, np.float64))
+  obs, total = env.unwrapped._get_obs(), 0.0   # pylint: disable=protected-access
+  while True:
+    obs, reward, terminated, truncated, _ = env.step(np.asarray(act(obs), np.float64))
+    total += reward
+    if terminated or truncated:
+      return total
+
+
+def _trainer_returns_and_initial_states(returns_fn, key, eval_suite):
+  """What the trainer's evaluation returns for `key` ([K] returns of one episode) and the initial (qpos, qvel) of
+  each task's episode, reproduced by the same reset the evaluation makes."""
+  returns = np.asarray(returns_fn(key, eval_suite))[:, 0]
+  reset_key, _ = jax.random.split(key)
+  readout = eval_suite.reset(reset_key).physics.readout[0]   # pendulum_group is one group
+  return returns, np.asarray(readout.qpos[:, 0]), np.asarray(readout.qvel[:, 0])
+
+
+def test_loaded_student_in_gymnasium_matches_the_trainers_evaluation(tiny_run, tmp_path):
+  method, learner, config = runs.restore(tiny_run)
+  eval_suite = make_suite(config['benchmark'], num_envs=1)
+  returns, qpos, qvel = _trainer_returns_and_initial_states(
+      lambda key, suite: loop.evaluate(learner, key, method, suite), jax.random.key(7), eval_suite)
+  for k, task in enumerate(eval_suite.task_names):
+    act = policy.load(tiny_run, task)
+    assert _gym_return(act, task, qpos[k], qvel[k], tmp_path) == pytest.approx(returns[k], abs=1e-6)
+  assert returns.max() >= 2   # not all episodes end at the first step
+
+
+def test_loaded_teacher_in_gymnasium_matches_the_teachers_evaluation(tiny_run, tmp_path):
+  teacher_dir = runs.load_run_config(tiny_run)['teacher_dir']
+  eval_suite = make_suite(BENCHMARK, num_envs=1)
+  loaded = teachers.load(teacher_dir, eval_suite)
+  returns, qpos, qvel = _trainer_returns_and_initial_states(
+      lambda key, suite: teachers.evaluate(loaded, key, suite), jax.random.key(3), eval_suite)
+  for k, task in enumerate(eval_suite.task_names):
+    act = policy.load_teacher(tiny_run, task)   # a run directory leads to its teachers
+    assert _gym_return(act, task, qpos[k], qvel[k], tmp_path) == pytest.approx(returns[k], abs=1e-6)
+
+
+def test_student_function_is_the_padded_policy_row_sliced_and_scaled(tiny_run):
+  """obs -> action by hand: pad, the task's row of method.act, f^k, then [-1, 1] -> ctrlrange [-3, 3]."""
+  method, learner, config = runs.restore(tiny_run)
+  suite = make_suite(config['benchmark'])
+  k = 2
+  obs = np.random.default_rng(0).normal(size=(5, suite.obs_dims[k])).astype(np.float32)
+  full = jnp.zeros((suite.num_tasks, 5, suite.obs_size)).at[k].set(obs)
+  expected = 3.0 * np.asarray(method.act(learner, full, jax.random.key(0), False))[k, :, :suite.act_dims[k]]
+  act = policy.load(tiny_run, suite.task_names[k])
+  np.testing.assert_allclose(np.asarray(act(obs)), expected, rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(act(obs[0])), expected[0], rtol=1e-6, atol=1e-6)   # unbatched
+  raw = policy.load(tiny_run, suite.task_names[k], ctrl_units=False)
+  np.testing.assert_allclose(np.asarray(raw(obs)) * 3.0, expected, rtol=1e-6, atol=1e-6)
+  with pytest.raises(ValueError, match='no task'):
+    policy.load(tiny_run, 'Hopper')
