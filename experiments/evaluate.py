@@ -1,4 +1,4 @@
-r"""Evaluate a KTM-DRL student from a run_ktm.py work directory and print the per-task table.
+r"""Evaluate the newest checkpoint of any method's run directory and print the per-task table.
 
   python experiments/evaluate.py --checkpoint=/tmp/ktm/quick
   python experiments/evaluate.py --checkpoint=/tmp/ktm/quick --episodes=20 --teachers   # re-evaluate teachers too
@@ -9,10 +9,10 @@ The teacher column is the teachers' best training evaluation unless --teachers e
 from absl import app, flags, logging
 
 from experiments import config_flags
-from ktm import train
+from ktm import runs
 
-flags.DEFINE_string('checkpoint', None, 'A run_ktm.py WORKDIR (holding config.json and checkpoints/).',
-                    required=True)
+flags.DEFINE_string('checkpoint', None, 'A run directory of run_ktm.py or run_baseline.py (config.json and '
+                    'checkpoints/).', required=True)
 flags.DEFINE_integer('episodes', None, "Deterministic episodes per task (default: the run's eval_episodes).")
 flags.DEFINE_boolean('teachers', False, 'Also evaluate the teachers now (else use their training evaluations).')
 flags.DEFINE_enum('backend', 'auto', ['auto', 'mjx', 'native'], 'Physics backend (auto: native on CPU).')
@@ -24,8 +24,8 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)   # orbax logs every checkpoint step at INFO
-  train.print_table(train.evaluate_checkpoint(FLAGS.checkpoint, FLAGS.episodes, FLAGS.teachers, FLAGS.backend,
-                                              FLAGS.seed))
+  runs.print_table(runs.evaluate_checkpoint(FLAGS.checkpoint, FLAGS.episodes, FLAGS.teachers, FLAGS.backend,
+                                            FLAGS.seed))
 
 
 if __name__ == '__main__':

@@ -6,9 +6,9 @@ r"""KTM-DRL end to end: teachers (trained first if missing), offline transfer, o
   python experiments/run_ktm.py --benchmark=halfcheetah_group --workdir=runs/ktm_a --teacher_dir=runs/teachers_a
 
 Ablations (paper Table 3): --offline_epochs=0 (w/o Offline), --online_epochs=0 (w/o Online), --alpha=0 (Online
-w/o Teacher), --beta=0 (Online only Teacher), --replay=flat (w/o HER). Every TD3Config field (the student's) and
-KTMConfig field is a flag. Re-running the same command on an existing WORKDIR resumes from its last checkpoint.
-Writes WORKDIR/checkpoints/, metrics.{csv,jsonl}, tensorboard/, config.json and results.json.
+w/o Teacher), --beta=0 (Online only Teacher), --replay=flat (w/o HER). Every TD3Config field (the student's),
+KTMConfig field and LoopConfig field is a flag. Re-running the same command on an existing WORKDIR resumes from its
+last checkpoint. Writes WORKDIR/checkpoints/, metrics.{csv,jsonl}, tensorboard/, config.json and results.json.
 """
 
 import os
@@ -16,13 +16,15 @@ import os
 from absl import app, flags, logging
 
 from experiments import config_flags
-from ktm import presets, student, td3, train
+from ktm import loop, presets, runs, td3
+from ktm.methods import KTMConfig
 
 config_flags.define_run_flags(presets.KTM, 'Output directory (resumed if it holds a checkpoint).')
 flags.DEFINE_string('teacher_dir', None, 'Teachers (default: WORKDIR/teachers_run); trained there if missing.')
 flags.DEFINE_integer('exit_after_checkpoint', None, 'Testing aid: exit one chunk after the N-th checkpoint.')
 config_flags.define_flags(td3.TD3Config, exclude=('obs_size', 'act_size'))
-config_flags.define_flags(student.KTMConfig)
+config_flags.define_flags(KTMConfig)
+config_flags.define_flags(loop.LoopConfig)
 FLAGS = flags.FLAGS
 
 
@@ -31,12 +33,13 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)   # orbax logs every checkpoint step at INFO
   preset = presets.KTM[FLAGS.preset]
-  ktm_cfg = config_flags.build(student.KTMConfig, preset['ktm'])
-  td3_kwargs = {**preset['td3'], **config_flags.overrides(td3.TD3Config, exclude=('obs_size', 'act_size'))}
+  configs = dict(cfg={**preset['cfg'], **config_flags.overrides(td3.TD3Config, exclude=('obs_size', 'act_size'))},
+                 ktm={**preset['ktm'], **config_flags.overrides(KTMConfig)})
+  loop_cfg = config_flags.build(loop.LoopConfig, preset['loop'])
   teacher_dir = FLAGS.teacher_dir or os.path.join(FLAGS.workdir, 'teachers_run')
-  train.run(FLAGS.benchmark or preset['benchmark'], td3_kwargs, ktm_cfg, FLAGS.workdir, teacher_dir,
-            presets.TEACHERS[preset['teachers']], FLAGS.backend, FLAGS.tensorboard, FLAGS.progress_bar,
-            FLAGS.exit_after_checkpoint)
+  runs.run('ktm', FLAGS.benchmark or preset['benchmark'], configs, loop_cfg, FLAGS.workdir, teacher_dir,
+           presets.TEACHERS[preset['teachers']], FLAGS.backend, FLAGS.tensorboard, FLAGS.progress_bar,
+           FLAGS.exit_after_checkpoint)
 
 
 if __name__ == '__main__':

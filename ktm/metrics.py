@@ -56,6 +56,23 @@ class MetricsWriter:
       self._tb.close()
 
 
+def drop_rows_after(workdir: str, step: int) -> None:
+  """Removes metrics.jsonl / metrics.csv rows logged after `step` (a resumed run logs those evaluations again)."""
+  for name in ('metrics.jsonl', 'metrics.csv'):
+    path = os.path.join(workdir, name)
+    if not os.path.exists(path):
+      continue
+    with open(path, newline='') as f:
+      lines = f.readlines()
+    if name.endswith('.jsonl'):
+      kept = [l for l in lines if l.strip() and json.loads(l)['step'] <= step]
+    else:
+      kept = lines[:1] + [l for l in lines[1:] if l.strip() and int(next(csv.reader([l]))[0]) <= step]
+    if len(kept) != len(lines):
+      with open(path, 'w', newline='') as f:
+        f.writelines(kept)
+
+
 def per_task(prefix: str, names: Sequence[str], values) -> Dict[str, float]:
   """{'prefix/TaskName': value} for values [K]."""
   return {f'{prefix}/{n}': v for n, v in zip(names, np.asarray(values).tolist())}

@@ -1,25 +1,42 @@
 """Named settings for the experiment scripts: the paper's, and ones sized for a 2-core CPU.
 
-Each preset gives the default suite and keyword overrides of the config dataclasses (TD3Config without its
-sizes, TrainConfig for teachers, KTMConfig for the student); flags override them in turn.
+`METHODS[method][preset]` gives the default suite, the teacher preset the run uses (for KTM-DRL's transfer, A2C-MT's
+distillation and every method's performance ratio), `loop` (LoopConfig) overrides, and per config field of the
+method class (e.g. `cfg` = TD3Config without its sizes, `ktm` = KTMConfig, `schedule` = OffPolicySchedule) keyword
+overrides; flags override them in turn.
 """
+
+_QUICK_NETS = dict(hidden_sizes=(64, 64), actor_lr=1e-3, critic_lr=1e-3)
+_QUICK_LOOP = dict(eval_every=1_000, eval_episodes=10, checkpoint_every=2_500)
 
 TEACHERS = {
     # The paper's teachers (TD3 defaults): 1M steps, 400-400, 25k random steps, evaluation every 5k steps.
-    'paper': dict(benchmark='halfcheetah_group', td3={}, train={}),
+    'paper': dict(benchmark='halfcheetah_group', cfg={}, schedule=dict(start_steps=25_000), loop={}),
     # pendulum_group on a 2-core CPU in about 2 minutes, every teacher at 1000 (see WORKSPACE.md).
-    'quick': dict(benchmark='pendulum_group',
-                  td3=dict(hidden_sizes=(64, 64), actor_lr=1e-3, critic_lr=1e-3),
-                  train=dict(steps=15_000, start_steps=1_000, chunk_steps=10, eval_every=2_500,
-                             replay_capacity=15_000, updates_per_step=3)),
+    'quick': dict(benchmark='pendulum_group', cfg=_QUICK_NETS,
+                  schedule=dict(steps=15_000, start_steps=1_000, chunk_steps=10, replay_capacity=15_000,
+                                updates_per_step=3),
+                  loop=dict(eval_every=2_500, checkpoint_every=5_000)),
 }
 
 KTM = {
     # The paper's KTM-DRL: 500K offline + 500K online epochs, 400-400 student, its teachers from TEACHERS['paper'].
-    'paper': dict(benchmark='halfcheetah_group', teachers='paper', td3={}, ktm={}),
+    'paper': dict(benchmark='halfcheetah_group', teachers='paper', cfg={}, ktm={}, loop={}),
     # pendulum_group on a 2-core CPU, teachers included (see WORKSPACE.md for time and ratios).
-    'quick': dict(benchmark='pendulum_group', teachers='quick',
-                  td3=dict(hidden_sizes=(64, 64), actor_lr=1e-3, critic_lr=1e-3),
-                  ktm=dict(offline_epochs=5_000, online_epochs=5_000, online_capacity=10_000, eval_every=1_000,
-                           eval_episodes=10, checkpoint_every=2_500, offline_chunk=500, chunk_steps=10)),
+    'quick': dict(benchmark='pendulum_group', teachers='quick', cfg=_QUICK_NETS,
+                  ktm=dict(offline_epochs=5_000, online_epochs=5_000, online_capacity=10_000, offline_chunk=500,
+                           chunk_steps=10),
+                  loop=_QUICK_LOOP),
 }
+
+TD3_MT = {
+    # TD3-MT: KTM-DRL's online stage alone with alpha = 0, 1M epochs (the paper's budget for the baselines).
+    'paper': dict(benchmark='halfcheetah_group', teachers='paper', cfg={},
+                  ktm=dict(offline_epochs=0, online_epochs=1_000_000, alpha=0.0), loop={}),
+    'quick': dict(benchmark='pendulum_group', teachers='quick', cfg=_QUICK_NETS,
+                  ktm=dict(offline_epochs=0, online_epochs=10_000, alpha=0.0, online_capacity=10_000,
+                           chunk_steps=10),
+                  loop=_QUICK_LOOP),
+}
+
+METHODS = {'ideal': TEACHERS, 'ktm': KTM, 'td3_mt': TD3_MT}

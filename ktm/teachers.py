@@ -1,6 +1,8 @@
 """Task-specific TD3 teachers: train all K in one program, save each with its replay data D_k, load and validate.
 
-On disk, one directory per teacher, written atomically:
+Training runs on the shared loop as the 'ideal' method (`ktm.runs.train_teachers`: checkpoints, resume). On disk,
+one directory per teacher, the whole set appearing at once (written to a temporary sibling, then renamed):
+  TEACHER_DIR/teachers/set.json             the task list, written last
   TEACHER_DIR/teachers/<TaskName>/teacher.json   task, dims, configs, evaluation history
   TEACHER_DIR/teachers/<TaskName>/state/         orbax: TD3State (actor, twin critics, targets, optimizer, step, key)
   TEACHER_DIR/teachers/<TaskName>/replay/        orbax: Transition rows [n, ...] (the teacher's own experience)
@@ -9,20 +11,23 @@ task's raw-size view.
 """
 
 import dataclasses
+import functools
 import os
-import time
-from typing import Callable, List, Optional, Sequence
+import shutil
+from typing import List, Optional, Sequence
 
 import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ktm import checkpoint, metrics, multi_td3, replay, td3
-from ktm.envs import Suite, make_suite
+from ktm import checkpoint, replay, rollout, td3
+from ktm.envs import Suite
+from ktm.methods import ideal
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 META_FILE = 'teacher.json'
+SET_FILE = 'set.json'     # written last into the set: its presence means the set is complete
 
 
 @flax.struct.dataclass
@@ -34,45 +39,25 @@ class Teachers:
   meta: tuple = flax.struct.field(pytree_node=False)
 
 
+def set_path(teacher_dir: str) -> str:
+  """Where a complete teacher set lives: TEACHER_DIR/teachers."""
+  return os.path.join(teacher_dir, 'teachers')
+
+
 def teacher_path(teacher_dir: str, task_name: str) -> str:
-  return os.path.join(teacher_dir, 'teachers', task_name)
+  return os.path.join(set_path(teacher_dir), task_name)
 
 
-def check_writable(teacher_dir: str, task_names: Sequence[str], overwrite: bool) -> None:
-  """Fails before any training if a teacher directory exists and `overwrite` is off."""
-  existing = [teacher_path(teacher_dir, n) for n in task_names if os.path.exists(teacher_path(teacher_dir, n))]
-  if existing and not overwrite:
-    raise FileExistsError(f'teacher directories already exist (pass --overwrite to replace them): {existing}')
-
-
-ProgressFn = Callable[[int, dict, Optional[np.ndarray]], None]
-
-
-def train(suite: Suite, eval_suite: Suite, cfg: td3.TD3Config, train_cfg: multi_td3.TrainConfig,
-          progress: Optional[ProgressFn] = None):
-  """Trains one TD3 teacher per task of `suite`, all K in each compiled call.
-
-  `progress(env_steps, metrics, eval_returns)` is called on the host after every chunk; `eval_returns` [K, E] is
-  given after each evaluation (every `eval_every` steps and at the end), else None.
-  Returns (final TrainState, history: list of {'step', 'returns': [K][E]}, wall seconds).
-  """
-  start = time.perf_counter()
-  key = jax.random.key(train_cfg.seed)
-  state = multi_td3.init(jax.random.fold_in(key, 0), suite, cfg, train_cfg)
-  eval_key = jax.random.fold_in(key, 1)
-  history = []
-  steps = 0
-  while steps < train_cfg.steps:
-    state, metrics = multi_td3.train_chunk(state, suite, cfg, train_cfg, update=steps >= train_cfg.start_steps)
-    previous, steps = steps, steps + train_cfg.chunk_steps
-    returns = None
-    if steps // train_cfg.eval_every > previous // train_cfg.eval_every or steps >= train_cfg.steps:
-      returns = np.asarray(multi_td3.evaluate(state.learners.actor_params, jax.random.fold_in(eval_key, steps),
-                                              eval_suite, cfg))
-      history.append({'step': steps, 'returns': returns.tolist()})
-    if progress is not None:
-      progress(steps, jax.device_get(metrics), returns)
-  return state, history, time.perf_counter() - start
+def complete(teacher_dir: Optional[str]) -> bool:
+  """Whether TEACHER_DIR holds a complete teacher set (the set directory appears whole, by one rename). A set
+  written before format 2 (one directory per teacher, no set.json) counts when every entry has its teacher.json;
+  `load_metas` then checks that every task of the suite is there."""
+  if not teacher_dir or not os.path.isdir(set_path(teacher_dir)):
+    return False
+  if os.path.isfile(os.path.join(set_path(teacher_dir), SET_FILE)):
+    return True
+  entries = os.listdir(set_path(teacher_dir))
+  return bool(entries) and all(os.path.isfile(os.path.join(teacher_path(teacher_dir, e), META_FILE)) for e in entries)
 
 
 def summarize(task_names: Sequence[str], history: List[dict], steps: int, wall_seconds: float) -> List[dict]:
@@ -88,60 +73,34 @@ def filled_rows(buffer: replay.ReplayBuffer, task: int) -> replay.Transition:
   return jax.tree.map(lambda x: np.asarray(x[task, :n]), buffer.data)
 
 
-def save(teacher_dir: str, suite: Suite, state: multi_td3.TrainState, cfg: td3.TD3Config,
-         train_cfg: multi_td3.TrainConfig, history: List[dict], overwrite: bool = False) -> List[str]:
-  """Writes one teacher directory per task (atomically); returns their paths."""
-  paths = []
-  for k, name in enumerate(suite.task_names):
-    path = teacher_path(teacher_dir, name)
-    rows = filled_rows(state.buffer, k)
-    meta = dict(format_version=FORMAT_VERSION, task_name=name, task_index=k, suite_tasks=list(suite.task_names),
-                obs_dim=suite.obs_dims[k], act_dim=suite.act_dims[k], obs_size=suite.obs_size,
-                act_size=suite.act_size, hidden_sizes=list(cfg.hidden_sizes), td3_config=dataclasses.asdict(cfg),
-                train_config=dataclasses.asdict(train_cfg), replay_size=int(rows.reward.shape[0]),
-                eval_history=[{'step': h['step'], 'returns': h['returns'][k]} for h in history])
-    with checkpoint.atomic_directory(path, overwrite) as tmp:
-      checkpoint.save_pytree(os.path.join(tmp, 'state'), jax.tree.map(lambda x: x[k], state.learners))
-      checkpoint.save_pytree(os.path.join(tmp, 'replay'), rows)
-      checkpoint.write_json(os.path.join(tmp, META_FILE), meta)
-    paths.append(path)
-  return paths
+def save(teacher_dir: str, suite: Suite, learners: td3.TD3State, buffer: replay.ReplayBuffer, cfg: td3.TD3Config,
+         run_config: dict, history: List[dict]) -> str:
+  """Writes the K teachers (learners [K], replay [K, capacity]) as ONE set: every task's directory is written into a
+  temporary sibling, which then becomes TEACHER_DIR/teachers in one rename. Returns the set's path."""
+  remove_leftovers(teacher_dir)
+  # An existing set directory here is incomplete (no set.json: `runs` never saves over a complete one).
+  with checkpoint.atomic_directory(set_path(teacher_dir), overwrite=True) as tmp:
+    for k, name in enumerate(suite.task_names):
+      path = os.path.join(tmp, name)
+      rows = filled_rows(buffer, k)
+      meta = dict(format_version=FORMAT_VERSION, task_name=name, task_index=k, suite_tasks=list(suite.task_names),
+                  obs_dim=suite.obs_dims[k], act_dim=suite.act_dims[k], obs_size=suite.obs_size,
+                  act_size=suite.act_size, hidden_sizes=list(cfg.hidden_sizes), td3_config=dataclasses.asdict(cfg),
+                  run_config=run_config, replay_size=int(rows.reward.shape[0]),
+                  eval_history=[{'step': h['global_epoch'], 'returns': h['returns'][k]} for h in history])
+      checkpoint.save_pytree(os.path.join(path, 'state'), jax.tree.map(lambda x, k=k: x[k], learners))
+      checkpoint.save_pytree(os.path.join(path, 'replay'), rows)
+      checkpoint.write_json(os.path.join(path, META_FILE), meta)
+    checkpoint.write_json(os.path.join(tmp, SET_FILE), dict(tasks=list(suite.task_names)))
+  return set_path(teacher_dir)
 
 
-def train_and_save(benchmark: str, td3_kwargs: dict, train_cfg: multi_td3.TrainConfig, workdir: str,
-                   backend: str = 'auto', overwrite: bool = False, tensorboard: bool = True,
-                   progress_bar: bool = True) -> List[dict]:
-  """Trains the teachers of suite `benchmark`, logs to WORKDIR (metrics.csv/jsonl, tensorboard/) and saves them
-  under WORKDIR/teachers; returns the per-task results (also written to WORKDIR/results.json)."""
-  suite = make_suite(benchmark, num_envs=train_cfg.num_envs, backend=backend)
-  eval_suite = make_suite(benchmark, num_envs=train_cfg.eval_episodes, backend=backend)
-  cfg = td3.TD3Config(obs_size=suite.obs_size, act_size=suite.act_size, **td3_kwargs)
-  check_writable(workdir, suite.task_names, overwrite)
-  checkpoint.write_json(os.path.join(workdir, 'config.json'), dict(
-      benchmark=benchmark, backend=suite.backend_name, td3=dataclasses.asdict(cfg),
-      train=dataclasses.asdict(train_cfg), jax=jax.__version__, device=str(jax.devices()[0])))
-  print(f'{benchmark}: {suite.num_tasks} tasks {suite.task_names} on {suite.backend_name} physics, '
-        f'{jax.devices()[0].platform}; {train_cfg.steps:,} steps each, networks {cfg.hidden_sizes}')
-  writer = metrics.MetricsWriter(workdir, tensorboard=tensorboard)
-  bar = metrics.Progress(train_cfg.steps, 'teachers', disable=not progress_bar)
-
-  def progress(step, train_metrics, returns):
-    bar.update(train_cfg.chunk_steps)
-    if returns is not None:
-      metrics.log_evaluation(writer, bar, step, suite.task_names, returns, train_metrics)
-
-  state, history, wall = train(suite, eval_suite, cfg, train_cfg, progress)
-  bar.close()
-  writer.close()
-  save(workdir, suite, state, cfg, train_cfg, history, overwrite=overwrite)
-  results = summarize(suite.task_names, history, train_cfg.steps, wall)
-  checkpoint.write_json(os.path.join(workdir, 'results.json'), dict(benchmark=benchmark, wall_seconds=wall,
-                                                                    tasks=results))
-  print(f'{"task":<32} {"final":>9} {"best":>9}')
-  for r in results:
-    print(f'{r["name"]:<32} {r["final_return"]:>9.1f} {r["best_return"]:>9.1f}')
-  print(f'{wall:.0f} s; teachers in {os.path.join(workdir, "teachers")}')
-  return results
+def remove_leftovers(teacher_dir: str) -> None:
+  """Deletes temporary set directories left by a save that was killed."""
+  if os.path.isdir(teacher_dir):
+    for name in os.listdir(teacher_dir):
+      if name.startswith(f'.{os.path.basename(set_path(teacher_dir))}.tmp-'):
+        shutil.rmtree(os.path.join(teacher_dir, name), ignore_errors=True)
 
 
 def _check_meta(meta: dict, path: str, suite: Suite, k: int, hidden_sizes) -> None:
@@ -163,8 +122,9 @@ def load_metas(teacher_dir: str, suite: Suite, hidden_sizes: Optional[Sequence[i
   for k, name in enumerate(suite.task_names):
     path = teacher_path(teacher_dir, name)
     if not os.path.isdir(path):
-      raise FileNotFoundError(f'no teacher for task {name!r}: {path} does not exist '
-                              f'(train it with experiments/train_teachers.py)')
+      hint = ('it holds teachers for other tasks' if complete(teacher_dir) else
+              'train them with experiments/train_teachers.py')
+      raise FileNotFoundError(f'no teacher for task {name!r} in {teacher_dir}: {path} does not exist ({hint})')
     meta = checkpoint.read_json(os.path.join(path, META_FILE))
     if hidden_sizes is None:
       hidden_sizes = tuple(meta.get('hidden_sizes', ()))
@@ -173,10 +133,20 @@ def load_metas(teacher_dir: str, suite: Suite, hidden_sizes: Optional[Sequence[i
   return metas
 
 
+def _config(meta: dict) -> td3.TD3Config:
+  return td3.TD3Config(**{**meta['td3_config'], 'hidden_sizes': tuple(meta['hidden_sizes'])})
+
+
+def load_config(teacher_dir: str) -> td3.TD3Config:
+  """The teachers' TD3Config (shared by the set) from the first teacher.json."""
+  first = sorted(e for e in os.listdir(set_path(teacher_dir)) if e != SET_FILE)[0]
+  return _config(checkpoint.read_json(os.path.join(teacher_path(teacher_dir, first), META_FILE)))
+
+
 def load(teacher_dir: str, suite: Suite, hidden_sizes: Optional[Sequence[int]] = None) -> Teachers:
   """Restores the teachers of `suite`'s tasks (in suite order), validated as in `load_metas`."""
   metas = load_metas(teacher_dir, suite, hidden_sizes)
-  cfg = td3.TD3Config(**{**metas[0]['td3_config'], 'hidden_sizes': tuple(metas[0]['hidden_sizes'])})
+  cfg = _config(metas[0])
   like_state = jax.eval_shape(lambda: td3.init(jax.random.key(0), cfg))
   states, rows = [], []
   for meta in metas:
@@ -199,6 +169,18 @@ def _stack_rows(rows: List[replay.Transition]) -> replay.ReplayBuffer:
   return replay.ReplayBuffer(data=jax.tree.map(lambda *x: jnp.stack(x), *padded),
                              position=jnp.asarray([s % capacity for s in sizes], jnp.int32),
                              size=jnp.asarray(sizes, jnp.int32))
+
+
+def evaluate(teachers: Teachers, key: jax.Array, eval_suite: Suite) -> jnp.ndarray:
+  """Deterministic returns [K, E] of the K teachers, teacher k in task k, one episode per env."""
+  return _evaluate(teachers.states.actor_params, key, eval_suite, teachers.cfg)
+
+
+@functools.partial(jax.jit, static_argnames=('eval_suite', 'cfg'))
+def _evaluate(actor_params, key: jax.Array, eval_suite: Suite, cfg: td3.TD3Config) -> jnp.ndarray:
+  masks = jnp.asarray(eval_suite.action_masks)
+  return rollout.evaluate(lambda params, obs, _: ideal.greedy(params, obs, cfg, masks), actor_params, key,
+                          eval_suite)
 
 
 def raw_actor_params(actor_params, obs_dim: int, act_dim: int):

@@ -9,7 +9,8 @@ import jax
 import numpy as np
 import pytest
 
-from ktm import checkpoint, multi_td3, student, td3, teachers, train
+from ktm import checkpoint, loop, runs, td3, teachers
+from ktm.methods import IdealMethod, KTMConfig, OffPolicySchedule, Stage, TaskInfo
 from ktm.envs import make_suite
 from tests.test_td3 import tree_equal
 
@@ -25,11 +26,11 @@ def teacher_dir(tmp_path_factory):
   suite = make_suite('pendulum_group')
   eval_suite = make_suite('pendulum_group', num_envs=2, episode_length=100)
   cfg = td3.TD3Config(obs_size=suite.obs_size, act_size=suite.act_size, hidden_sizes=(16, 16), batch_size=32)
-  train_cfg = multi_td3.TrainConfig(steps=300, start_steps=100, chunk_steps=50, eval_every=300, eval_episodes=2,
-                                    replay_capacity=300)
-  state, history, _ = teachers.train(suite, eval_suite, cfg, train_cfg)
+  method = IdealMethod(TaskInfo.from_suite(suite), cfg,
+                       OffPolicySchedule(steps=300, start_steps=100, chunk_steps=50, replay_capacity=300))
+  state, history, _ = loop.train(method, suite, eval_suite, None, loop.LoopConfig(eval_every=300, eval_episodes=2))
   directory = str(tmp_path_factory.mktemp('teachers'))
-  teachers.save(directory, suite, state, cfg, train_cfg, history)
+  teachers.save(directory, suite, state.learner, state.buffer, cfg, {}, history)
   return directory
 
 
@@ -41,10 +42,11 @@ def run_script(args, expect_rc=0):
 
 
 def final_state(workdir):
-  config = json.load(open(os.path.join(workdir, 'config.json')))
+  config = runs.load_run_config(workdir)
   suite = make_suite(config['benchmark'])
-  cfg = td3.TD3Config(**{**config['td3'], 'hidden_sizes': tuple(config['td3']['hidden_sizes'])})
-  like = jax.eval_shape(lambda: student.init(jax.random.key(0), suite, cfg, student.KTMConfig(**config['ktm'])))
+  method = runs.build_method(config['method'], TaskInfo.from_suite(suite), config,
+                             teachers.load_config(config['teacher_dir']))
+  like = jax.eval_shape(lambda: loop.init(jax.random.key(0), method, suite))
   manager = checkpoint.CheckpointManager(os.path.join(workdir, 'checkpoints'))
   step = manager.latest_step()
   state, extra = manager.restore(like)
@@ -64,27 +66,32 @@ def test_main_end_to_end_and_resume_after_kill_is_bit_identical(teacher_dir, tmp
   for r in results['tasks']:
     assert r['ratio'] == pytest.approx(r['student_return'] / r['teacher_return'])
   step, full_state, extra = final_state(full)
-  assert step == 80 and int(full_state.stage) == student.DONE
+  assert step == 80 and int(full_state.stage) == 2      # past both stages
   assert [h['global_epoch'] for h in extra['history']] == [20, 40, 60, 80]
-  assert int(full_state.student.step) == 80
+  assert int(full_state.learner.step) == 80
 
   killed = str(tmp_path / 'killed')
   args = [f'--workdir={killed}', f'--teacher_dir={teacher_dir}'] + TINY_KTM
   run_script(args + ['--exit_after_checkpoint=2'], expect_rc=3)     # dies 5 online epochs after checkpoint 40
   assert final_state(killed)[0] == 40
-  run_script(args)                                                  # the same command resumes
+  proc = run_script(args)                                           # the same command resumes
+  assert 'resuming' in proc.stdout and 'epoch 40 of 80' in proc.stdout
   step, resumed_state, resumed_extra = final_state(killed)
   assert step == 80
   assert tree_equal(resumed_state, full_state)
   np.testing.assert_array_equal(np.asarray(resumed_extra['history'][-1]['returns']),
                                 np.asarray(extra['history'][-1]['returns']))
+  # Evaluations logged between the last checkpoint and the kill are not duplicated after the resume.
+  steps = [json.loads(line)['step'] for line in open(os.path.join(killed, 'metrics.jsonl'))]
+  assert steps == [20, 40, 60, 80]
 
 
-def test_resume_with_another_config_is_refused(teacher_dir, tmp_path):
+def test_resume_with_another_config_is_refused_naming_only_the_differing_fields(tmp_path):
   workdir = str(tmp_path / 'w')
-  train.check_config(workdir, {'a': 1})
-  with pytest.raises(ValueError, match='another configuration'):
-    train.check_config(workdir, {'a': 2})
+  checkpoint.write_json(os.path.join(workdir, 'config.json'), {'a': 1, 'b': {'c': 2, 'd': 3}})
+  assert runs.check_config(workdir, {'a': 1, 'b': {'c': 2, 'd': 3}})
+  with pytest.raises(ValueError, match=r'another configuration: b\.d: 3 -> 4 \(use a new --workdir\)$'):
+    runs.check_config(workdir, {'a': 1, 'b': {'c': 2, 'd': 4}})
 
 
 def test_evaluate_errors_are_one_clear_line(tmp_path):
@@ -101,13 +108,14 @@ def test_evaluate_errors_are_one_clear_line(tmp_path):
 
 
 def test_next_chunk_stops_at_boundaries():
-  cfg = student.KTMConfig(offline_epochs=25, online_epochs=30, offline_chunk=10, chunk_steps=7, eval_every=12,
-                          checkpoint_every=20)
+  stages = (Stage('offline', 25, 10, collect=False), Stage('online', 30, 7, random_epochs=3))
+  cfg = loop.LoopConfig(eval_every=12, checkpoint_every=20)
   epoch, chunks = 0, []
   while epoch < 25:
-    n = train.next_chunk(student.OFFLINE, epoch, cfg)
+    n = loop.next_chunk(stages, 0, epoch, cfg)
     chunks.append(n)
     epoch += n
   assert chunks == [10, 2, 8, 4, 1]       # eval at 12, 24; checkpoint at 20; stage end at 25
-  assert train.next_chunk(student.ONLINE, 0, cfg) == 7
-  assert train.next_chunk(student.ONLINE, 14, cfg) == 1   # global epoch 39 -> checkpoint at 40
+  assert loop.next_chunk(stages, 1, 0, cfg) == 3      # the random-action phase ends at online epoch 3
+  assert loop.next_chunk(stages, 1, 3, cfg) == 7
+  assert loop.next_chunk(stages, 1, 14, cfg) == 1     # global epoch 39 -> checkpoint at 40

@@ -8,13 +8,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ktm import checkpoint, multi_td3, padding, replay, rollout, td3, teachers
+from ktm import checkpoint, loop, padding, replay, rollout, runs, td3, teachers
+from ktm.methods import IdealMethod, OffPolicySchedule, TaskInfo
 from ktm.envs import make_suite
 from tests.test_td3 import _plain, tree_equal
 
 TINY = dict(hidden_sizes=(16, 16), batch_size=32)
-TINY_TRAIN = multi_td3.TrainConfig(steps=200, start_steps=100, chunk_steps=50, eval_every=200, eval_episodes=2,
-                                   replay_capacity=500)
+TINY_SCHEDULE = OffPolicySchedule(steps=200, start_steps=100, chunk_steps=50, replay_capacity=500)
+TINY_LOOP = loop.LoopConfig(eval_every=200, eval_episodes=2)
 
 
 @pytest.fixture(scope='module')
@@ -26,19 +27,20 @@ def suites():
 def trained(suites, tmp_path_factory):
   suite, eval_suite = suites
   cfg = td3.TD3Config(obs_size=suite.obs_size, act_size=suite.act_size, **TINY)
-  state, history, wall = teachers.train(suite, eval_suite, cfg, TINY_TRAIN)
+  method = IdealMethod(TaskInfo.from_suite(suite), cfg, TINY_SCHEDULE)
+  state, history, _ = loop.train(method, suite, eval_suite, None, TINY_LOOP)
   workdir = str(tmp_path_factory.mktemp('teachers'))
-  teachers.save(workdir, suite, state, cfg, TINY_TRAIN, history)
+  teachers.save(workdir, suite, state.learner, state.buffer, cfg, {}, history)
   return workdir, state, cfg, history
 
 
 def test_training_shapes_and_history(trained, suites):
   _, state, _, history = trained
   suite = suites[0]
-  assert int(state.env_steps) == 200
+  assert int(state.epoch) == 0 and int(state.stage) == 1    # past the only stage
   assert state.buffer.size.tolist() == [200] * suite.num_tasks
-  assert int(state.learners.step[0]) == 100        # updates only after start_steps, one per env step
-  assert [h['step'] for h in history] == [200]
+  assert int(state.learner.step[0]) == 100        # updates only after start_steps, one per env step
+  assert [h['global_epoch'] for h in history] == [200]
   assert np.asarray(history[0]['returns']).shape == (suite.num_tasks, 2)
 
 
@@ -46,7 +48,7 @@ def test_save_load_round_trip(trained, suites):
   workdir, state, cfg, _ = trained
   loaded = teachers.load(workdir, suites[0])
   assert loaded.cfg == cfg
-  assert tree_equal(loaded.states, state.learners)
+  assert tree_equal(loaded.states, state.learner)
   np.testing.assert_array_equal(loaded.buffer.size, state.buffer.size)
   for k in range(suites[0].num_tasks):
     jax.tree.map(np.testing.assert_array_equal, jax.tree.map(lambda x: x[k], loaded.buffer.data),
@@ -54,12 +56,14 @@ def test_save_load_round_trip(trained, suites):
   assert [m['task_name'] for m in loaded.meta] == list(suites[0].task_names)
 
 
-def test_existing_teachers_are_not_overwritten(trained, suites):
-  workdir, state, cfg, history = trained
-  with pytest.raises(FileExistsError, match='--overwrite'):
-    teachers.check_writable(workdir, suites[0].task_names, overwrite=False)
-  with pytest.raises(FileExistsError):
-    teachers.save(workdir, suites[0], state, cfg, TINY_TRAIN, history)
+def test_a_complete_set_is_never_trained_over(trained):
+  workdir = trained[0]
+  assert teachers.complete(workdir)
+  before = sorted(os.listdir(workdir))
+  with pytest.raises(FileExistsError, match='complete teacher set'):
+    runs.train_teachers('pendulum_group', TINY, dict(steps=200), TINY_LOOP, workdir, progress_bar=False,
+                        tensorboard=False)
+  assert sorted(os.listdir(workdir)) == before
 
 
 def copy_teachers(src, dst):
@@ -118,7 +122,12 @@ def test_vmapped_learn_equals_learners_updated_one_by_one():
   masks = jnp.asarray(padding.action_masks([2, 1, 2], 2))
   learners = td3.init_many(jax.random.key(1), k, cfg)
   key = jax.random.key(2)
-  vmapped, _ = jax.jit(multi_td3.learn, static_argnums=(3, 5))(learners, buffer, key, cfg, masks, 4)
+  def learn(learners, key):
+    def body(learners, update_key):
+      return td3.update_many(learners, replay.sample(buffer, update_key, cfg.batch_size), cfg, masks)
+    return jax.lax.scan(body, learners, jax.random.split(key, 4))
+
+  vmapped, _ = jax.jit(learn)(learners, key)
   singles = [jax.tree.map(lambda x: x[i], learners) for i in range(k)]
   update = jax.jit(td3.update, static_argnames='cfg')
   sample = jax.jit(replay.sample, static_argnums=2)

@@ -9,16 +9,17 @@ import numpy as np
 import pytest
 
 from experiments import config_flags
-from ktm import multi_td3, presets, rollout, td3, teachers
+from ktm import loop, presets, rollout, runs, td3, teachers
+from ktm.methods import OffPolicySchedule
 from ktm.envs import make_suite
 
 
 def test_tiny_run_beats_random_policy_and_writes_outputs(tmp_path):
-  train_cfg = multi_td3.TrainConfig(steps=4000, start_steps=500, chunk_steps=10, eval_every=1000, eval_episodes=5,
-                                    replay_capacity=5000, updates_per_step=3)
+  schedule = dict(steps=4000, start_steps=500, chunk_steps=10, replay_capacity=5000, updates_per_step=3)
   workdir = str(tmp_path)
-  results = teachers.train_and_save('pendulum_group', dict(hidden_sizes=(32, 32), actor_lr=1e-3, critic_lr=1e-3),
-                                     train_cfg, workdir, progress_bar=False, tensorboard=True)
+  results = runs.train_teachers('pendulum_group', dict(hidden_sizes=(32, 32), actor_lr=1e-3, critic_lr=1e-3),
+                                schedule, loop.LoopConfig(eval_every=1000, eval_episodes=5), workdir,
+                                progress_bar=False, tensorboard=True)
   eval_suite = make_suite('pendulum_group', num_envs=5)
   random_returns = np.asarray(rollout.evaluate(lambda p, obs, key: rollout.uniform_actions(key, eval_suite), None,
                                                jax.random.key(0), eval_suite)).mean(axis=1)
@@ -38,21 +39,23 @@ def test_tiny_run_beats_random_policy_and_writes_outputs(tmp_path):
 def test_every_config_field_has_a_flag_and_flags_override_presets():
   fv = flags.FlagValues()
   config_flags.define_flags(td3.TD3Config, exclude=('obs_size', 'act_size'), flag_values=fv)
-  config_flags.define_flags(multi_td3.TrainConfig, flag_values=fv)
+  config_flags.define_flags(OffPolicySchedule, flag_values=fv)
+  config_flags.define_flags(loop.LoopConfig, flag_values=fv)
   fv(['prog', '--actor_lr=0.01', '--hidden_sizes=7,5', '--steps=123', '--max_grad_norm=2.5'])
   td3_over = config_flags.overrides(td3.TD3Config, fv)
   assert td3_over == dict(actor_lr=0.01, hidden_sizes=(7, 5), max_grad_norm=2.5)
-  train = config_flags.build(multi_td3.TrainConfig, dict(steps=5, start_steps=3), fv)
+  train = config_flags.build(OffPolicySchedule, dict(steps=5, start_steps=3), fv)
   assert train.steps == 123 and train.start_steps == 3
-  for cls, skip in ((td3.TD3Config, {'obs_size', 'act_size'}), (multi_td3.TrainConfig, set())):
+  for cls, skip in ((td3.TD3Config, {'obs_size', 'act_size'}), (OffPolicySchedule, set()), (loop.LoopConfig, set())):
     for field in cls.__dataclass_fields__:
       assert field in fv or field in skip, field
 
 
 def test_presets_build_valid_configs():
   for name, preset in presets.TEACHERS.items():
-    multi_td3.TrainConfig(**preset['train'])
-    td3.TD3Config(obs_size=1, act_size=1, **preset['td3'])
+    OffPolicySchedule(**preset['schedule'])
+    loop.LoopConfig(**preset['loop'])
+    td3.TD3Config(obs_size=1, act_size=1, **preset['cfg'])
     assert preset['benchmark'] in ('halfcheetah_group', 'benchmark_b', 'pendulum_group'), name
   with pytest.raises(ValueError, match='chunk_steps'):
-    multi_td3.TrainConfig(chunk_steps=0)
+    OffPolicySchedule(chunk_steps=0)

@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ktm import padding, replay, student, td3, teachers, transfer
+from ktm import padding, replay, td3, teachers, transfer
+from ktm.methods import ktm_drl as student
 from tests import numpy_ref
 from tests.test_td3 import _plain, perturbed, tree_equal
 

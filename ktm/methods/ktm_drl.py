@@ -1,4 +1,4 @@
-"""The KTM-DRL multi-task student (Algorithm 1) as compiled programs over all K tasks.
+"""KTM-DRL (Xu et al., 2020, Algorithm 1): one student for all K tasks, taught by K task-specific TD3 teachers.
 
 Offline stage: every epoch, one minibatch from EACH teacher buffer D_k; critics regress teacher k's twin Q (Eq. 1)
 and the actor ascends teacher k's Q1 (Eq. 2). Then a hard sync of the target networks. Online stage: every epoch,
@@ -7,21 +7,21 @@ task; critics by TD3's target (Eq. 3-4), and every `policy_delay` epochs the act
 
 `combine='sequential'` takes K optimizer steps per epoch in task order (a `lax.scan` over tasks, as the paper's loop);
 `combine='joint'` takes one optimizer step on the K tasks' summed losses. `replay='flat'` (the "w/o HER" ablation)
-trains on one task's samples for a whole episode, then switches to the next task.
+trains on one task's samples for a whole episode, then switches to the next task. TD3-MT is this method with no
+offline stage and alpha = 0 (`td3_mt_config`): the teachers are then never used.
 """
 
 import dataclasses
 import functools
-from typing import Tuple
+from typing import Any, Tuple
 
-import flax
 import jax
 import jax.numpy as jnp
 
-from ktm import replay, rollout, td3, transfer
-from ktm.envs import EnvState, Suite
+from ktm import replay, td3, transfer
+from ktm.methods import base
 
-OFFLINE, ONLINE, DONE = 0, 1, 2
+OFFLINE, ONLINE = 0, 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,10 +37,8 @@ class KTMConfig:
   offline_chunk: int = 500             # offline epochs per compiled call (no env interaction: exact)
   online_capacity: int = 1_000_000     # transitions per task in D'_k
   switch_every: int = 1000             # epochs per task in the flat ("w/o HER") schedule: one episode
-  eval_every: int = 5_000              # epochs between evaluations (both stages)
-  eval_episodes: int = 10
-  checkpoint_every: int = 50_000       # epochs between checkpoints (both stages)
-  seed: int = 0
+  online_start_steps: int = 0          # uniform-random online epochs (no updates) before learning; the paper is
+                                       # silent, the authors' code waits 10k
 
   def __post_init__(self):
     if self.combine not in ('sequential', 'joint'):
@@ -49,29 +47,17 @@ class KTMConfig:
       raise ValueError(f"replay must be 'hierarchical' or 'flat', got {self.replay!r}")
     if self.offline_epochs < 0 or self.online_epochs < 0:
       raise ValueError('offline_epochs and online_epochs must be >= 0')
-    for name in ('chunk_steps', 'offline_chunk', 'online_capacity', 'switch_every', 'eval_every', 'eval_episodes',
-                 'checkpoint_every'):
+    if self.alpha < 0 or self.beta < 0:
+      raise ValueError(f'alpha and beta must be >= 0, got {self.alpha} and {self.beta}')
+    if self.online_start_steps < 0:
+      raise ValueError(f'online_start_steps must be >= 0, got {self.online_start_steps}')
+    for name in ('chunk_steps', 'offline_chunk', 'online_capacity', 'switch_every'):
       if getattr(self, name) < 1:
         raise ValueError(f'{name} must be >= 1, got {getattr(self, name)}')
 
-
-@flax.struct.dataclass
-class KTMState:
-  student: td3.TD3State          # one learner for all tasks; `step` counts epochs
-  online_buffer: replay.ReplayBuffer   # D'_k, [K, online_capacity]
-  env: EnvState                  # [K, E]
-  key: jax.Array
-  stage: jnp.ndarray             # int32: OFFLINE, ONLINE or DONE
-  epoch: jnp.ndarray             # int32: epochs done in the current stage
-
-
-def init(key: jax.Array, suite: Suite, cfg: td3.TD3Config, ktm_cfg: KTMConfig) -> KTMState:
-  student_key, env_key, key = jax.random.split(key, 3)
-  stage = OFFLINE if ktm_cfg.offline_epochs else (ONLINE if ktm_cfg.online_epochs else DONE)
-  return KTMState(student=td3.init(student_key, cfg),
-                  online_buffer=replay.init(suite.num_tasks, ktm_cfg.online_capacity, suite.obs_size, suite.act_size),
-                  env=suite.reset(env_key), key=key, stage=jnp.asarray(stage, jnp.int32),
-                  epoch=jnp.zeros((), jnp.int32))
+  @property
+  def uses_teachers(self) -> bool:
+    return self.offline_epochs > 0 or self.alpha > 0
 
 
 # ---- one task's updates (Algorithm 1's loop body) ----
@@ -185,69 +171,79 @@ def online_epoch(student: td3.TD3State, teacher_critics, batches, masks, epoch, 
   return update(student, teacher_critics, batches, masks[:, None, :], actor_loss_builder=joint_eq5_actor_loss)
 
 
-# ---- compiled chunks of epochs ----
+# ---- the method on the shared loop ----
 
-def student_exploration(cfg: td3.TD3Config, masks: jnp.ndarray) -> rollout.PolicyFn:
-  """The one student actor in all K tasks: obs [K, E, O] -> g^k(π(ŝ) + N(0, exploration_noise)) [K, E, A]."""
-  return lambda actor_params, obs, key: td3.exploration_action(actor_params, obs, key, cfg) * masks[:, None, :]
-
-
-def student_greedy(cfg: td3.TD3Config, masks: jnp.ndarray) -> rollout.PolicyFn:
-  return lambda actor_params, obs, key: td3.policy(actor_params, obs, cfg) * masks[:, None, :]
+def student_exploration(actor_params, obs, key, cfg: td3.TD3Config, masks: jnp.ndarray) -> jnp.ndarray:
+  """The one student actor in all K tasks: obs [K, E, O] -> g^k(clip(π(ŝ) + N(0, exploration_noise))) [K, E, A]."""
+  return td3.exploration_action(actor_params, obs, key, cfg) * masks[:, None, :]
 
 
-def _mean_metrics(metrics):
-  return jax.tree.map(lambda m: jnp.mean(m, axis=0), metrics)
+def student_greedy(actor_params, obs, cfg: td3.TD3Config, masks: jnp.ndarray) -> jnp.ndarray:
+  """g^k(π(ŝ)) [K, E, A] for obs [K, E, O]."""
+  return td3.policy(actor_params, obs, cfg) * masks[:, None, :]
 
 
-@functools.partial(jax.jit, static_argnames=('cfg', 'teacher_cfg', 'ktm_cfg', 'num_epochs'), donate_argnums=0)
-def offline_chunk(state: KTMState, teacher_critics, teacher_buffer: replay.ReplayBuffer, masks: jnp.ndarray,
-                  cfg: td3.TD3Config, teacher_cfg: td3.TD3Config, ktm_cfg: KTMConfig,
-                  num_epochs: int) -> Tuple[KTMState, dict]:
-  """`num_epochs` offline epochs, each sampling one minibatch from every teacher buffer D_k."""
-  def body(carry, key):
-    student, epoch = carry
-    batches = replay.sample(teacher_buffer, key, cfg.batch_size)
-    student, metrics = offline_epoch(student, teacher_critics, batches, masks, epoch, cfg, teacher_cfg, ktm_cfg)
-    return (student.replace(step=student.step + 1), epoch + 1), metrics
-
-  key, chunk_key = jax.random.split(state.key)
-  (student, epoch), metrics = jax.lax.scan(body, (state.student, state.epoch), jax.random.split(chunk_key, num_epochs))
-  return state.replace(student=student, epoch=epoch, key=key), _mean_metrics(metrics)
-
-
-@functools.partial(jax.jit, static_argnames=('suite', 'cfg', 'teacher_cfg', 'ktm_cfg', 'num_epochs'),
-                   donate_argnums=0)
-def online_chunk(state: KTMState, teacher_critics, suite: Suite, cfg: td3.TD3Config, teacher_cfg: td3.TD3Config,
-                 ktm_cfg: KTMConfig, num_epochs: int) -> Tuple[KTMState, dict]:
-  """`num_epochs` online epochs: first all their env steps (policy fixed), inserted into the donated D'_k, then
-  their updates, which read the buffer without copying it. `num_epochs=1` is Algorithm 1 exactly."""
-  masks = jnp.asarray(suite.action_masks)
-  key, collect_key, learn_key = jax.random.split(state.key, 3)
-  env, rows, stats = rollout.collect(student_exploration(cfg, masks), state.student.actor_params, state.env,
-                                     collect_key, jnp.zeros((), jnp.int32), suite, num_epochs)
-  buffer = replay.insert(state.online_buffer, rows)
-
-  def body(carry, sample_key):
-    student, epoch = carry
-    batches = replay.sample(buffer, sample_key, cfg.batch_size)
-    student, metrics = online_epoch(student, teacher_critics, batches, masks, epoch, cfg, teacher_cfg, ktm_cfg)
-    return (student.replace(step=student.step + 1), epoch + 1), metrics
-
-  (student, epoch), metrics = jax.lax.scan(body, (state.student, state.epoch), jax.random.split(learn_key, num_epochs))
-  metrics = _mean_metrics(metrics)
-  metrics['train_return'] = stats.mean()
-  return KTMState(student=student, online_buffer=buffer, env=env, key=key, stage=state.stage, epoch=epoch), metrics
-
-
-@functools.partial(jax.jit, static_argnames=('eval_suite', 'cfg'))
-def evaluate(actor_params, key: jax.Array, eval_suite: Suite, cfg: td3.TD3Config) -> jnp.ndarray:
-  """The student's deterministic returns [K, E], one episode per env of `eval_suite`."""
-  return rollout.evaluate(student_greedy(cfg, jnp.asarray(eval_suite.action_masks)), actor_params, key, eval_suite)
-
-
-def sync_targets(state: KTMState) -> KTMState:
+def sync_targets(student: td3.TD3State) -> td3.TD3State:
   """Line 9: hard copy of the online networks into the targets (fresh buffers, so the state stays donatable)."""
-  student = state.student
-  return state.replace(student=student.replace(target_actor_params=jax.tree.map(jnp.copy, student.actor_params),
-                                               target_critic_params=jax.tree.map(jnp.copy, student.critic_params)))
+  return student.replace(target_actor_params=jax.tree.map(jnp.copy, student.actor_params),
+                         target_critic_params=jax.tree.map(jnp.copy, student.critic_params))
+
+
+@dataclasses.dataclass(frozen=True)
+class KTMMethod(base.Method):
+  """The student (`td3.TD3State`, its `step` counting epochs over both stages). aux: (teacher critics [K], D_k
+  replay [K, n]) with the teachers' own config `teacher_cfg`; both None when the teachers are not used."""
+  cfg: td3.TD3Config
+  ktm: KTMConfig
+  teacher_cfg: Any = None
+
+  name = 'ktm'
+
+  @property
+  def uses_teachers(self) -> bool:
+    return self.ktm.uses_teachers
+
+  def stages(self) -> Tuple[base.Stage, ...]:
+    return (base.Stage('offline', self.ktm.offline_epochs, self.ktm.offline_chunk, collect=False),
+            base.Stage('online', self.ktm.online_epochs, self.ktm.chunk_steps,
+                       random_epochs=self.ktm.online_start_steps))
+
+  @property
+  def replay_capacity(self) -> int:
+    return self.ktm.online_capacity
+
+  def make_aux(self, teachers):
+    return (teachers.states.critic_params, teachers.buffer) if self.uses_teachers else (None, None)
+
+  def init(self, key: jax.Array) -> td3.TD3State:
+    return td3.init(key, self.cfg)
+
+  def act(self, learner: td3.TD3State, obs, key, explore: bool):
+    masks = jnp.asarray(self.tasks.action_masks)
+    if explore:
+      return student_exploration(learner.actor_params, obs, key, self.cfg, masks)
+    return student_greedy(learner.actor_params, obs, self.cfg, masks)
+
+  def sample_source(self, stage, buffer, aux):
+    return aux[1] if stage == OFFLINE else buffer
+
+  def begin_stage(self, learner, stage):
+    return sync_targets(learner) if stage == ONLINE else learner
+
+  def update(self, learner, batch, aux, stage, epoch):
+    masks = jnp.asarray(self.tasks.action_masks)
+    epoch_fn = offline_epoch if stage == OFFLINE else online_epoch
+    learner, metrics = epoch_fn(learner, aux[0], batch, masks, epoch, self.cfg, self.teacher_cfg, self.ktm)
+    return learner.replace(step=learner.step + 1), metrics
+
+
+@dataclasses.dataclass(frozen=True)
+class TD3MTMethod(KTMMethod):
+  """TD3-MT: one TD3 agent on all K tasks from scratch with the hierarchical replay and g^k, which is exactly
+  KTM-DRL with no offline stage and alpha = 0 (no teacher term): K sequential TD3 steps per epoch."""
+  name = 'td3_mt'
+
+  def __post_init__(self):
+    if self.ktm.offline_epochs or self.ktm.alpha:
+      raise ValueError(f'TD3-MT is KTM-DRL with offline_epochs = 0 and alpha = 0; got offline_epochs = '
+                       f'{self.ktm.offline_epochs}, alpha = {self.ktm.alpha}')

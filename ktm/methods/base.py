@@ -1,0 +1,156 @@
+"""The interface every multi-task method implements, so that ONE training loop (`ktm.loop`) serves them all.
+
+A method is a frozen dataclass (hashable: it is a static argument of the compiled chunks) that holds its config and
+the suite's `TaskInfo`, and delegates to its module's pure functions:
+
+  stages()                           the training stages, e.g. KTM's (offline, online) or one 'train' stage
+  init(key) -> learner               the method's state pytree (networks, optimizer states, counters, key)
+  act(learner, obs, key, explore)    obs [K, E, obs_size] -> actions [K, E, act_size] in [-1, 1], padded entries 0
+  update(learner, batch, aux, stage, epoch) -> (learner, metrics)
+                                     one epoch's update from one minibatch per task (batch fields [K, B, ...]);
+                                     metrics are arrays [K] (per task) or scalars
+  begin_stage(learner, stage)        host-side hook when a stage starts (KTM: hard target sync before online)
+  sample_source(stage, buffer, aux)  the replay the stage samples from (default: the loop's own online buffer)
+
+An on-policy method (A2C-MT) sets `Stage.kind = 'onpolicy'` and implements `onpolicy_chunk` instead of `update`.
+`aux` is method data that is an argument of the compiled chunk but not part of the checkpointed state (KTM: the
+teachers' critics and replay D_k; None for most methods).
+"""
+
+import dataclasses
+from typing import Any, Dict, Tuple
+
+import jax
+import numpy as np
+
+from ktm import padding
+from ktm.replay import ReplayBuffer, Transition
+
+Metrics = Dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskInfo:
+  """Static facts about a suite's K tasks (hashable, so methods holding it stay static under `jit`)."""
+  task_names: Tuple[str, ...]
+  obs_dims: Tuple[int, ...]     # raw observation size of each task
+  act_dims: Tuple[int, ...]     # raw action size of each task
+
+  @classmethod
+  def from_suite(cls, suite) -> 'TaskInfo':
+    return cls(tuple(suite.task_names), tuple(suite.obs_dims), tuple(suite.act_dims))
+
+  @property
+  def num_tasks(self) -> int:
+    return len(self.task_names)
+
+  @property
+  def obs_size(self) -> int:
+    """Padded observation size (the largest task's)."""
+    return max(self.obs_dims)
+
+  @property
+  def act_size(self) -> int:
+    """Padded action size (the largest task's)."""
+    return max(self.act_dims)
+
+  @property
+  def action_masks(self) -> np.ndarray:
+    """g^k for every task: [K, act_size], ones on the task's real action entries."""
+    return padding.action_masks(self.act_dims, self.act_size)
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+  """One phase of training, run in compiled chunks of at most `chunk` epochs.
+
+  kind 'offpolicy': every epoch each of the K x E envs takes one step with `act(explore=True)` (uniform-random
+  actions below epoch `random_epochs`) into the online replay (if `collect`), then `updates_per_epoch` updates each
+  sample one minibatch per task from `sample_source` (no updates below `random_epochs`).
+  kind 'onpolicy': the method's own `onpolicy_chunk` runs `chunk` epochs (its own rollouts and updates).
+  """
+  name: str
+  epochs: int
+  chunk: int = 1
+  kind: str = 'offpolicy'
+  collect: bool = True
+  random_epochs: int = 0
+  updates_per_epoch: int = 1
+
+  def __post_init__(self):
+    if self.kind not in ('offpolicy', 'onpolicy'):
+      raise ValueError(f"stage kind must be 'offpolicy' or 'onpolicy', got {self.kind!r}")
+    if self.epochs < 0 or self.chunk < 1 or self.random_epochs < 0 or self.updates_per_epoch < 1:
+      raise ValueError(f'invalid stage {self}')
+
+
+@dataclasses.dataclass(frozen=True)
+class OffPolicySchedule:
+  """How long an off-policy method trains and how it collects: one 'train' stage of `steps` epochs."""
+  steps: int = 1_000_000           # epochs; in each, every task's E envs take one env step
+  start_steps: int = 0             # uniform-random actions and no updates before this epoch
+  chunk_steps: int = 1             # epochs per compiled call (policy fixed within); 1 = act-then-update exactly
+  updates_per_step: int = 1        # updates (each on one minibatch per task) per epoch
+  replay_capacity: int = 1_000_000  # transitions per task sub-buffer
+
+  def __post_init__(self):
+    for name in ('steps', 'chunk_steps', 'updates_per_step', 'replay_capacity'):
+      if getattr(self, name) < 1:
+        raise ValueError(f'{name} must be >= 1, got {getattr(self, name)}')
+    if self.start_steps < 0:
+      raise ValueError(f'start_steps must be >= 0, got {self.start_steps}')
+
+  def stages(self) -> Tuple['Stage', ...]:
+    return (Stage('train', self.steps, self.chunk_steps, random_epochs=self.start_steps,
+                  updates_per_epoch=self.updates_per_step),)
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+  """Base class of the methods; subclasses are frozen dataclasses adding their config field(s)."""
+  tasks: TaskInfo
+
+  name = 'method'              # registry name, e.g. 'ktm', 'sac_mt'
+  uses_teachers = False        # whether the method needs the teachers (aux)
+
+  # ---- what every method supplies ----
+  def stages(self) -> Tuple[Stage, ...]:
+    raise NotImplementedError
+
+  def init(self, key: jax.Array) -> Any:
+    raise NotImplementedError
+
+  def act(self, learner: Any, obs: jax.Array, key: jax.Array, explore: bool) -> jax.Array:
+    raise NotImplementedError
+
+  def make_aux(self, teachers: Any) -> Any:
+    """The teachers' data the compiled chunks need (`ktm.teachers.Teachers` in; arrays out), or None."""
+    del teachers
+    return None
+
+  # ---- off-policy methods ----
+  @property
+  def batch_size(self) -> int:
+    return self.cfg.batch_size   # pytype: disable=attribute-error
+
+  @property
+  def replay_capacity(self) -> int:
+    """Transitions per task in the online replay (0: no replay, e.g. on-policy methods)."""
+    raise NotImplementedError
+
+  def update(self, learner: Any, batch: Transition, aux: Any, stage: int, epoch: jax.Array) -> Tuple[Any, Metrics]:
+    raise NotImplementedError
+
+  def sample_source(self, stage: int, buffer: ReplayBuffer, aux: Any) -> ReplayBuffer:
+    del stage, aux
+    return buffer
+
+  def begin_stage(self, learner: Any, stage: int) -> Any:
+    del stage
+    return learner
+
+  # ---- on-policy methods ----
+  def onpolicy_chunk(self, learner: Any, env_state: Any, key: jax.Array, suite: Any, aux: Any,
+                     num_epochs: int) -> Tuple[Any, Any, Metrics]:
+    """`num_epochs` epochs of the method's own rollouts and updates -> (learner, env_state, metrics)."""
+    raise NotImplementedError
