@@ -1,4 +1,10 @@
-"""Actor and twin-critic networks (paper: 2 hidden layers of 400 ReLU units)."""
+"""Actor and twin-critic networks (paper: 2 hidden layers of 400 ReLU units), with a choice of matmul precision.
+
+`compute_dtype='float32'` is plain float32. `compute_dtype='bfloat16'` is mixed precision: parameters, activations
+between layers, losses and gradients stay float32; every matmul (forward and both backward matmuls) takes bfloat16
+inputs and accumulates in float32 (`preferred_element_type=float32`). Parameter names and shapes do not depend on
+the dtype (`MLP_0/Dense_i/{kernel [in, out], bias [out]}`, as flax's nn.Dense), so checkpoints load either way.
+"""
 
 from typing import Sequence
 
@@ -6,36 +12,99 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+COMPUTE_DTYPES = ('float32', 'bfloat16')
+
+
+def check_compute_dtype(name: str) -> None:
+  if name not in COMPUTE_DTYPES:
+    raise ValueError(f'compute_dtype must be one of {COMPUTE_DTYPES}, got {name!r}')
+
+
+def _matmul(x: jnp.ndarray, w: jnp.ndarray, dtype) -> jnp.ndarray:
+  """x [..., in] @ w [in, out] on `dtype` inputs with a float32 result."""
+  return jax.lax.dot_general(x.astype(dtype), w.astype(dtype), (((x.ndim - 1,), (0,)), ((), ())),
+                             preferred_element_type=jnp.float32)
+
+
+@jax.custom_vjp
+def bf16_matmul(x: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
+  """x [..., in] @ w [in, out] (float32) with bfloat16 inputs and float32 accumulation -> float32 [..., out].
+
+  The backward pass does the same: dx = g @ w^T and dw = x^T @ g on bfloat16 inputs, accumulated and returned in
+  float32 (JAX's own transpose of a mixed dot would multiply float32 by bfloat16 and round dw to bfloat16).
+  """
+  return _matmul(x, w, jnp.bfloat16)
+
+
+def _bf16_matmul_fwd(x, w):
+  xb, wb = x.astype(jnp.bfloat16), w.astype(jnp.bfloat16)
+  return _matmul(xb, wb, jnp.bfloat16), (xb, wb)
+
+
+def _bf16_matmul_bwd(residuals, g):
+  xb, wb = residuals
+  gb = g.astype(jnp.bfloat16)
+  dx = jax.lax.dot_general(gb, wb, (((g.ndim - 1,), (1,)), ((), ())), preferred_element_type=jnp.float32)
+  # dw = x^T g as a plain [in, N] x [N, out] matmul on a materialized transpose: XLA:CPU's bf16 dot kernels
+  # (YNNPACK) take only that form, and XLA would fold a bare transpose back into the dot's dimensions.
+  x_t = jax.lax.optimization_barrier(xb.reshape(-1, xb.shape[-1]).T)
+  dw = jax.lax.dot_general(x_t, gb.reshape(-1, g.shape[-1]), (((1,), (0,)), ((), ())),
+                           preferred_element_type=jnp.float32)
+  return dx, dw
+
+
+bf16_matmul.defvjp(_bf16_matmul_fwd, _bf16_matmul_bwd)
+
+
+class Dense(nn.Module):
+  """y = x @ kernel + bias: [..., in] -> [..., features]; parameters as flax's nn.Dense (same names, shapes,
+  initializers and hence the same values for the same key)."""
+  features: int
+  compute_dtype: str = 'float32'
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    kernel = self.param('kernel', nn.initializers.lecun_normal(), (x.shape[-1], self.features), jnp.float32)
+    bias = self.param('bias', nn.initializers.zeros_init(), (self.features,), jnp.float32)
+    if self.compute_dtype == 'bfloat16':
+      y = bf16_matmul(x, kernel)
+    else:
+      y = _matmul(x, kernel, jnp.float32)
+    return y + bias
+
 
 class MLP(nn.Module):
   """ReLU MLP: [..., in] -> [..., out_size]."""
   hidden_sizes: Sequence[int]
   out_size: int
+  compute_dtype: str = 'float32'
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     for size in self.hidden_sizes:
-      x = nn.relu(nn.Dense(size)(x))
-    return nn.Dense(self.out_size)(x)
+      x = nn.relu(Dense(size, self.compute_dtype)(x))
+    return Dense(self.out_size, self.compute_dtype)(x)
 
 
 class Actor(nn.Module):
   """Deterministic policy: obs [..., obs_size] -> action [..., act_size] in [-1, 1]."""
   hidden_sizes: Sequence[int]
   act_size: int
+  compute_dtype: str = 'float32'
 
   @nn.compact
   def __call__(self, obs: jnp.ndarray) -> jnp.ndarray:
-    return jnp.tanh(MLP(self.hidden_sizes, self.act_size)(obs))
+    return jnp.tanh(MLP(self.hidden_sizes, self.act_size, self.compute_dtype)(obs))
 
 
 class Critic(nn.Module):
   """One Q network: (obs [..., obs_size], action [..., act_size]) -> Q [...]."""
   hidden_sizes: Sequence[int]
+  compute_dtype: str = 'float32'
 
   @nn.compact
   def __call__(self, obs: jnp.ndarray, action: jnp.ndarray) -> jnp.ndarray:
-    return MLP(self.hidden_sizes, 1)(jnp.concatenate([obs, action], axis=-1))[..., 0]
+    return MLP(self.hidden_sizes, 1, self.compute_dtype)(jnp.concatenate([obs, action], axis=-1))[..., 0]
 
 
 # The twin critics as ONE module: parameters carry a leading ensemble axis of 2, outputs are [2, ...].

@@ -3,6 +3,9 @@
 Variants of one kinematic tree are stacked leaf-wise into ONE batched mjx.Model (leaves that
 differ get a leading [G] axis, equal ones stay shared) and stepped with a single vmap over
 (G, E). Different trees (Benchmark B) are stepped one after another inside the same jit.
+
+Physics is traced at full float32 matmul precision (`PHYSICS_MATMUL_PRECISION`) whatever the rest of the program
+uses: on GPUs XLA's default float32 dot may run in TF32, which breaks MJX's accuracy (mujoco_playground issue 86).
 """
 
 import jax
@@ -13,6 +16,8 @@ from mujoco import mjx
 
 from ktm.envs.tasks import TaskSpec
 from ktm.envs.types import Readout
+
+PHYSICS_MATMUL_PRECISION = 'highest'
 
 
 def _equal_leaves(leaves) -> bool:
@@ -79,7 +84,8 @@ class MjxGroup:
       d = d.replace(ctrl=u)
       d = jax.lax.fori_loop(0, self.spec.frame_skip, lambda _, x: mjx.step(model, x), d)
       return self._finish(model, d)
-    return self._over_group(one)(self.model, (data, ctrl))
+    with jax.default_matmul_precision(PHYSICS_MATMUL_PRECISION):
+      return self._over_group(one)(self.model, (data, ctrl))
 
   def fresh(self, qpos, qvel):
     """New mjx.Data [G, E] at (qpos, qvel), forward'ed -> (data, Readout)."""
@@ -88,7 +94,8 @@ class MjxGroup:
       d = self.template.replace(qpos=q.astype(self.template.qpos.dtype),
                                 qvel=v.astype(self.template.qvel.dtype))
       return self._finish(model, mjx.forward(model, d))
-    return self._over_group(one)(self.model, (qpos, qvel))
+    with jax.default_matmul_precision(PHYSICS_MATMUL_PRECISION):
+      return self._over_group(one)(self.model, (qpos, qvel))
 
 
 class MjxBackend:
