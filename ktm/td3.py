@@ -36,6 +36,8 @@ class TD3Config:
   target_noise: float = 0.2          # std of the per-sample target-policy smoothing noise
   target_noise_clip: float = 0.5     # the smoothing noise is clipped to [-c, c]
   max_grad_norm: Optional[float] = None  # global-norm gradient clipping; None = off (as in TD3)
+  compute_dtype: str = 'float32'    # matmul inputs: 'float32' or 'bfloat16' (float32 accumulation; see networks)
+
   RANGES = dict(  # allowed values (checked in __post_init__, shown by --help); see ktm/validate.py
       obs_size=validate.AT_LEAST_1, act_size=validate.AT_LEAST_1, hidden_sizes=validate.SIZES,
       actor_lr=validate.POSITIVE, critic_lr=validate.POSITIVE, gamma=validate.UNIT_INTERVAL_OPEN_LOW,
@@ -45,6 +47,7 @@ class TD3Config:
 
   def __post_init__(self):
     object.__setattr__(self, 'hidden_sizes', tuple(int(h) for h in self.hidden_sizes))
+    networks.check_compute_dtype(self.compute_dtype)
     validate.check(self, self.RANGES)
 
 
@@ -62,16 +65,16 @@ class TD3State:
 
 
 def actor_network(cfg: TD3Config) -> networks.Actor:
-  return networks.Actor(cfg.hidden_sizes, cfg.act_size)
+  return networks.Actor(cfg.hidden_sizes, cfg.act_size, cfg.compute_dtype)
 
 
 def critic_network(cfg: TD3Config) -> networks.Critic:
   """A single Q network; `networks.TwinCritic` is two of these with stacked parameters."""
-  return networks.Critic(cfg.hidden_sizes)
+  return networks.Critic(cfg.hidden_sizes, cfg.compute_dtype)
 
 
 def twin_critic_network(cfg: TD3Config):
-  return networks.TwinCritic(cfg.hidden_sizes)
+  return networks.TwinCritic(cfg.hidden_sizes, cfg.compute_dtype)
 
 
 def optimizer(learning_rate: float, max_grad_norm: Optional[float]) -> optax.GradientTransformation:
