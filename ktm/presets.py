@@ -32,11 +32,36 @@ KTM = {
 TD3_MT = {
     # TD3-MT: KTM-DRL's online stage alone with alpha = 0, 1M epochs (the paper's budget for the baselines).
     'paper': dict(benchmark='halfcheetah_group', teachers='paper', cfg={},
-                  ktm=dict(offline_epochs=0, online_epochs=1_000_000, alpha=0.0), loop={}),
+                  ktm=dict(offline_epochs=0, online_epochs=1_000_000, alpha=0.0, online_start_steps=10_000),
+                  loop={}),
     'quick': dict(benchmark='pendulum_group', teachers='quick', cfg=_QUICK_NETS,
                   ktm=dict(offline_epochs=0, online_epochs=10_000, alpha=0.0, online_capacity=10_000,
-                           chunk_steps=10),
+                           chunk_steps=10, online_start_steps=1_000),
                   loop=_QUICK_LOOP),
 }
 
-METHODS = {'ideal': TEACHERS, 'ktm': KTM, 'td3_mt': TD3_MT}
+
+def _from_scratch(cfg_quick: dict) -> dict:
+  """Presets of an off-policy baseline trained from scratch on one OffPolicySchedule: the paper's 1M epochs (10k
+  uniform-random first, as the authors' code waits 10k steps), and 10k epochs on pendulum_group for a 2-core CPU."""
+  return {'paper': dict(benchmark='halfcheetah_group', teachers='paper', cfg={}, schedule=dict(start_steps=10_000),
+                        loop={}),
+          'quick': dict(benchmark='pendulum_group', teachers='quick', cfg=cfg_quick,
+                        schedule=dict(steps=10_000, start_steps=1_000, chunk_steps=10, replay_capacity=10_000),
+                        loop=_QUICK_LOOP)}
+
+
+SAC_MT = _from_scratch(_QUICK_NETS)
+SHAREDNET = _from_scratch(_QUICK_NETS)
+GSURGERY = _from_scratch(_QUICK_NETS)
+A2C_MT = {
+    # 200k epochs x n_steps 5 = 1M env steps per env, 8 envs per task; evaluations every 1000 epochs (5k steps).
+    'paper': dict(benchmark='halfcheetah_group', teachers='paper', cfg={}, schedule={},
+                  loop=dict(num_envs=8, eval_every=1_000, checkpoint_every=10_000)),
+    'quick': dict(benchmark='pendulum_group', teachers='quick', cfg=dict(hidden_sizes=(64, 64), learning_rate=1e-3),
+                  schedule=dict(epochs=2_000, chunk=100), loop=dict(num_envs=8, eval_every=200, eval_episodes=10,
+                                                                    checkpoint_every=500)),
+}
+
+METHODS = {'ideal': TEACHERS, 'ktm': KTM, 'td3_mt': TD3_MT, 'sac_mt': SAC_MT, 'sharednet': SHAREDNET,
+           'gsurgery': GSURGERY, 'a2c_mt': A2C_MT}

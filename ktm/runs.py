@@ -12,6 +12,8 @@ Teacher runs (method 'ideal') also write WORKDIR/teachers/<Task>/ (see ktm.teach
 import dataclasses
 import json
 import os
+import platform
+import sys
 import typing
 from typing import Any, Dict, List, Optional
 
@@ -154,6 +156,14 @@ class RunReporter(loop.Reporter):
       self.writer.close()
 
 
+def provenance() -> dict:
+  """The command line and the machine, for results.json (the report shows them)."""
+  device = jax.devices()[0]
+  return dict(command=' '.join([os.path.basename(sys.executable)] + sys.argv),
+              machine=f'{platform.node() or "?"}: {platform.processor() or platform.machine()}, {os.cpu_count()} '
+                      f'cores; jax {jax.__version__} on {device.platform} ({device.device_kind})')
+
+
 def results_table(task_names, student_returns, teacher_returns) -> List[dict]:
   return [dict(name=n, student_return=float(s), teacher_return=float(t), ratio=float(s / t) if t else float('nan'))
           for n, s, t in zip(task_names, student_returns, teacher_returns)]
@@ -202,7 +212,8 @@ def train_teachers(benchmark: str, td3_kwargs: dict, schedule_kwargs: dict, loop
                     method.cfg, run_config(method, benchmark, loop_cfg, None), history)
   rows = teachers_lib.summarize(suite.task_names, history, method.schedule.steps, wall)
   checkpoint.write_json(os.path.join(workdir, RESULTS_FILE), dict(benchmark=benchmark, method='ideal',
-                                                                  wall_seconds=wall, tasks=rows))
+                                                                  seed=loop_cfg.seed, wall_seconds=wall, tasks=rows,
+                                                                  **provenance()))
   print(f'{"task":<32} {"final":>9} {"best":>9}')
   for r in rows:
     print(f'{r["name"]:<32} {r["final_return"]:>9.1f} {r["best_return"]:>9.1f}')
@@ -267,14 +278,14 @@ def run(method_name: str, benchmark: str, configs: Dict[str, Any], loop_cfg: loo
   check_workdir_writable(workdir)
   check_config(workdir, run_config(method, benchmark, loop_cfg, teacher_dir))
   metas = teachers = None
-  if method.uses_teachers or teacher_dir:
-    if method.uses_teachers:
-      metas = ensure_teachers(benchmark, suite, teacher_dir, teacher_preset, backend, tensorboard, progress_bar,
-                              loop_cfg.seed)
-      teachers = teachers_lib.load(teacher_dir, suite)
-      method = build_method(method_name, tasks, configs, teachers.cfg)
-    elif teachers_lib.complete(teacher_dir):
-      metas = teachers_lib.load_metas(teacher_dir, suite)
+  if method.uses_teachers or (teacher_dir and teacher_preset is not None):
+    metas = ensure_teachers(benchmark, suite, teacher_dir, teacher_preset, backend, tensorboard, progress_bar,
+                            loop_cfg.seed)
+  elif teachers_lib.complete(teacher_dir):
+    metas = teachers_lib.load_metas(teacher_dir, suite)
+  if method.uses_teachers:
+    teachers = teachers_lib.load(teacher_dir, suite)
+    method = build_method(method_name, tasks, configs, teachers.cfg)
   state, history, wall = train(method, benchmark, suite, loop_cfg, workdir, teachers, backend, tensorboard,
                                progress_bar, exit_after_checkpoint, teacher_dir=teacher_dir)
   del state
@@ -282,7 +293,8 @@ def run(method_name: str, benchmark: str, configs: Dict[str, Any], loop_cfg: loo
   rows = [dict(r, teacher_return=None, ratio=None) if t is None else r
           for r, t in zip(results_table(suite.task_names, loop.best_returns(history),
                                         [t or 0.0 for t in reference]), reference)]
-  results = dict(benchmark=benchmark, method=method.name, seed=loop_cfg.seed, tasks=rows, wall_seconds=wall)
+  results = dict(benchmark=benchmark, method=method.name, seed=loop_cfg.seed, tasks=rows, wall_seconds=wall,
+                 **provenance())
   checkpoint.write_json(os.path.join(workdir, RESULTS_FILE), results)
   print_table(rows)
   print(f'{wall:.0f} s ({method.name}); results in {os.path.join(workdir, RESULTS_FILE)}')

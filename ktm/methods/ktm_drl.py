@@ -233,7 +233,8 @@ class KTMMethod(base.Method):
   def update(self, learner, batch, aux, stage, epoch):
     masks = jnp.asarray(self.tasks.action_masks)
     epoch_fn = offline_epoch if stage == OFFLINE else online_epoch
-    learner, metrics = epoch_fn(learner, aux[0], batch, masks, epoch, self.cfg, self.teacher_cfg, self.ktm)
+    teacher_critics = None if aux is None else aux[0]
+    learner, metrics = epoch_fn(learner, teacher_critics, batch, masks, epoch, self.cfg, self.teacher_cfg, self.ktm)
     return learner.replace(step=learner.step + 1), metrics
 
 

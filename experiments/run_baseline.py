@@ -1,0 +1,67 @@
+r"""The paper's comparison methods on the shared multi-task loop: TD3-MT, SAC-MT, SharedNet, G-Surgery, A2C-MT.
+
+  # CPU-sized runs on pendulum_group (teachers for the ratio column trained first if missing):
+  python experiments/run_baseline.py --method=sac_mt --preset=quick --workdir=/tmp/ktm/sac_mt
+  # the paper's setting on Benchmark A, sharing one teacher directory with run_ktm.py:
+  python experiments/run_baseline.py --method=gsurgery --workdir=runs/gsurgery_a --teacher_dir=runs/teachers_a
+
+Every field of the chosen method's configs (see --helpfull) and of LoopConfig is a flag; a flag of another method
+is refused. Re-running the same command on an existing WORKDIR resumes from its last checkpoint. Writes the same
+files as run_ktm.py: WORKDIR/checkpoints/, metrics.{csv,jsonl}, tensorboard/, config.json and results.json (the
+teachers' best returns are the ratio's denominator; A2C-MT also distills from them).
+"""
+
+import os
+
+from absl import app, flags, logging
+
+from experiments import config_flags
+from ktm import loop, presets, runs
+from ktm.methods import METHODS
+
+BASELINES = ('td3_mt', 'sac_mt', 'sharednet', 'gsurgery', 'a2c_mt')
+SIZE_FIELDS = ('obs_size', 'act_size')
+
+flags.DEFINE_enum('method', None, [m for m in BASELINES if m in METHODS], 'The comparison method to train.')
+config_flags.define_run_flags(('paper', 'quick'), 'Output directory (resumed if it holds a checkpoint).')
+flags.DEFINE_string('teacher_dir', None, 'Teachers for the ratio column (and A2C-MT\'s distillation); default '
+                    'WORKDIR/teachers_run; trained there with the preset\'s teacher settings if missing.')
+flags.DEFINE_integer('exit_after_checkpoint', None, 'Testing aid: exit one chunk after the N-th checkpoint.')
+for _name in BASELINES:
+  if _name in METHODS:
+    for _cls in runs.config_fields(METHODS[_name]).values():
+      config_flags.define_flags(_cls, exclude=SIZE_FIELDS)
+config_flags.define_flags(loop.LoopConfig)
+FLAGS = flags.FLAGS
+
+
+def method_configs(method: str, preset: dict) -> dict:
+  """{config field: kwargs} from the preset and the flags; a given flag that the method does not have is refused."""
+  fields = runs.config_fields(METHODS[method])
+  allowed = {f for cls in fields.values() for f in cls.__dataclass_fields__} | set(loop.LoopConfig.__dataclass_fields__)
+  every = {f for name in BASELINES if name in METHODS for cls in runs.config_fields(METHODS[name]).values()
+           for f in cls.__dataclass_fields__}
+  foreign = sorted(f for f in every - allowed - set(SIZE_FIELDS) if FLAGS[f].present)
+  if foreign:
+    raise ValueError(f'--method={method} has no setting {", ".join("--" + f for f in foreign)} (see --helpfull)')
+  return {name: {**preset.get(name, {}), **config_flags.overrides(cls, exclude=SIZE_FIELDS)}
+          for name, cls in fields.items()}
+
+
+@config_flags.user_errors_exit
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)   # orbax logs every checkpoint step at INFO
+  if FLAGS.method is None:
+    raise ValueError(f'--method is required: one of {", ".join(m for m in BASELINES if m in METHODS)}')
+  preset = presets.METHODS[FLAGS.method][FLAGS.preset]
+  configs = method_configs(FLAGS.method, preset)
+  loop_cfg = config_flags.build(loop.LoopConfig, preset['loop'])
+  teacher_dir = FLAGS.teacher_dir or os.path.join(FLAGS.workdir, 'teachers_run')
+  runs.run(FLAGS.method, FLAGS.benchmark or preset['benchmark'], configs, loop_cfg, FLAGS.workdir, teacher_dir,
+           presets.TEACHERS[preset['teachers']], FLAGS.backend, FLAGS.tensorboard, FLAGS.progress_bar,
+           FLAGS.exit_after_checkpoint)
+
+
+if __name__ == '__main__':
+  app.run(main)

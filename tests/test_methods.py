@@ -1,0 +1,167 @@
+"""Every registered method on the shared loop: crash + resume == uninterrupted (bit for bit, which also shows
+determinism: both runs start from the seed alone), the NaN guard, TD3-MT == KTM with alpha = 0, and a short learning
+run on pendulum_group that beats a random policy."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ktm import loop, padding, replay, rollout, runs, td3, teachers
+from ktm.envs import make_suite
+from ktm.methods import METHODS, IdealMethod, OffPolicySchedule, TaskInfo
+from ktm.methods import ktm_drl
+from tests.test_td3 import _plain, tree_equal
+
+EPISODE = 50
+TINY_NET = dict(hidden_sizes=(16, 16), batch_size=16)
+TINY_SCHEDULE = dict(steps=40, start_steps=10, chunk_steps=5, replay_capacity=100)
+# Per method: {config field: kwargs} for a run of 40 epochs with a checkpoint every 20.
+TINY = {
+    'ideal': dict(cfg=TINY_NET, schedule=TINY_SCHEDULE),
+    'ktm': dict(cfg=TINY_NET, ktm=dict(offline_epochs=20, online_epochs=20, offline_chunk=10, chunk_steps=5,
+                                       online_capacity=100)),
+    'td3_mt': dict(cfg=TINY_NET, ktm=dict(offline_epochs=0, online_epochs=40, alpha=0.0, chunk_steps=5,
+                                          online_capacity=100, online_start_steps=10)),
+    'sac_mt': dict(cfg=TINY_NET, schedule=TINY_SCHEDULE),
+    'sharednet': dict(cfg=TINY_NET, schedule=TINY_SCHEDULE),
+    'gsurgery': dict(cfg=TINY_NET, schedule=TINY_SCHEDULE),
+    'a2c_mt': dict(cfg=dict(hidden_sizes=(16, 16), n_steps=5), schedule=dict(epochs=8, chunk=2)),
+}
+CHECKPOINT_EVERY = {'a2c_mt': 4}
+LOOP = dict(eval_every=20, eval_episodes=2, checkpoint_every=20)
+
+
+@pytest.fixture(scope='module')
+def suites():
+  return make_suite('pendulum_group', episode_length=EPISODE), make_suite('pendulum_group', num_envs=2,
+                                                                          episode_length=EPISODE)
+
+
+@pytest.fixture(scope='module')
+def tiny_teachers(suites):
+  suite, eval_suite = suites
+  cfg = td3.TD3Config(obs_size=suite.obs_size, act_size=suite.act_size, **TINY_NET)
+  method = IdealMethod(TaskInfo.from_suite(suite), cfg,
+                       OffPolicySchedule(steps=100, start_steps=50, chunk_steps=50, replay_capacity=100))
+  state, history, _ = loop.train(method, suite, eval_suite, None, loop.LoopConfig(eval_every=100, eval_episodes=2))
+  return teachers.Teachers(states=state.learner, buffer=state.buffer, cfg=cfg, meta=())
+
+
+def build(name, suite, teacher_cfg, configs=None):
+  configs = configs or TINY[name]
+  with_sizes = {field: dict(kwargs, obs_size=suite.obs_size, act_size=suite.act_size)
+                if 'obs_size' in cls.__dataclass_fields__ else kwargs
+                for field, cls in runs.config_fields(METHODS[name]).items() for kwargs in [configs[field]]}
+  return runs.build_method(name, TaskInfo.from_suite(suite), with_sizes, teacher_cfg)
+
+
+class Crash(Exception):
+  pass
+
+
+class CrashAfter(loop.Reporter):
+  """Simulates a kill: raises in the first chunk after global epoch `epoch` (a checkpoint is saved at `epoch`)."""
+
+  def __init__(self, epoch):
+    self.epoch = epoch
+
+  def chunk(self, stage_name, global_epoch, metrics, returns):
+    if global_epoch > self.epoch:
+      raise Crash
+
+
+@pytest.mark.parametrize('name', sorted(METHODS))
+def test_resume_after_a_crash_equals_an_uninterrupted_run(name, suites, tiny_teachers, tmp_path):
+  suite, eval_suite = suites
+  method = build(name, suite, tiny_teachers.cfg)
+  aux = method.make_aux(tiny_teachers)
+  every = CHECKPOINT_EVERY.get(name, LOOP['checkpoint_every'])
+  cfg = loop.LoopConfig(**dict(LOOP, checkpoint_every=every, eval_every=every))
+  full, full_history, _ = loop.train(method, suite, eval_suite, aux, cfg, str(tmp_path / 'full'))
+  crashed = str(tmp_path / 'crashed')
+  with pytest.raises(Crash):
+    loop.train(method, suite, eval_suite, aux, cfg, crashed, reporter=CrashAfter(every))
+  resumed, resumed_history, _ = loop.train(method, suite, eval_suite, aux, cfg, crashed)
+  assert int(full.stage) == len(method.stages())
+  assert tree_equal(resumed, full)
+  assert resumed_history == full_history
+  assert not tree_equal(full.learner, method.init(jax.random.fold_in(jax.random.key(0), 0)))   # it did train
+
+
+class NaNAfter(ktm_drl.TD3MTMethod):
+  """TD3-MT whose task-1 critic loss becomes NaN from epoch 25 on (a forced divergence)."""
+
+  def update(self, learner, batch, aux, stage, epoch):
+    learner, metrics = super().update(learner, batch, aux, stage, epoch)
+    poison = jnp.where((epoch >= 25) & (jnp.arange(self.tasks.num_tasks) == 1), jnp.nan, 0.0)
+    return learner, dict(metrics, critic_loss=metrics['critic_loss'] + poison)
+
+
+def test_nan_guard_names_stage_epochs_and_task_and_keeps_the_last_good_checkpoint(suites, tmp_path):
+  suite, eval_suite = suites
+  method = build('td3_mt', suite, None)
+  method = NaNAfter(method.tasks, method.cfg, method.ktm)
+  workdir = str(tmp_path / 'w')
+  with pytest.raises(loop.TrainingDiverged, match=r"stage 'online' between epochs 25 and 30 \(global 30\), task "
+                                                  + suite.task_names[1]):
+    loop.train(method, suite, eval_suite, None, loop.LoopConfig(**LOOP), workdir)
+  from ktm import checkpoint
+  manager = checkpoint.CheckpointManager(f'{workdir}/checkpoints')
+  assert manager.latest_step() == 20
+  manager.close()
+
+
+def test_td3_mt_is_k_sequential_td3_updates(suites):
+  """TD3-MT's epoch == td3.update on task 0's batch, then on task 1's, with the task's mask and the epoch's delay."""
+  suite, _ = suites
+  method = build('td3_mt', suite, None)
+  masks = jnp.asarray(padding.action_masks([1, 2], 2))
+  cfg = td3.TD3Config(obs_size=3, act_size=2, **TINY_NET)
+  method = ktm_drl.TD3MTMethod(TaskInfo(('a', 'b'), (3, 2), (1, 2)), cfg, method.ktm)
+  state = method.init(jax.random.key(0))
+  keys = jax.random.split(jax.random.key(1), 4)
+  batch = replay.Transition(obs=jax.random.normal(keys[0], (2, 8, 3)),
+                            action=jnp.tanh(jax.random.normal(keys[1], (2, 8, 2))) * masks[:, None],
+                            reward=jax.random.normal(keys[2], (2, 8)), next_obs=jax.random.normal(keys[3], (2, 8, 3)),
+                            terminated=jnp.zeros((2, 8)))
+  update = jax.jit(method.update, static_argnums=3)
+  plain = jax.jit(td3.update, static_argnames='cfg')
+  ours, expected = state, state
+  for epoch in range(4):
+    ours, _ = update(ours, batch, None, ktm_drl.ONLINE, jnp.int32(epoch))
+    for k in range(2):
+      expected, _ = plain(expected, jax.tree.map(lambda x, k=k: x[k], batch), cfg=cfg, action_mask=masks[k],
+                          policy_step=td3.is_policy_step(jnp.int32(epoch), cfg))
+    expected = expected.replace(step=jnp.int32(epoch + 1))
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(_plain(x), _plain(y), rtol=1e-6, atol=1e-7), ours, expected)
+
+
+# Short learning runs: pendulum_group, 64-64 networks. A uniform-random policy keeps the poles up for ~3-8 steps.
+LEARN = {
+    'ideal': dict(cfg=dict(hidden_sizes=(64, 64), actor_lr=1e-3, critic_lr=1e-3),
+                  schedule=dict(steps=3000, start_steps=500, chunk_steps=10, replay_capacity=3000, updates_per_step=2)),
+    'td3_mt': dict(cfg=dict(hidden_sizes=(64, 64), actor_lr=1e-3, critic_lr=1e-3),
+                   ktm=dict(offline_epochs=0, online_epochs=3000, alpha=0.0, chunk_steps=10, online_capacity=3000,
+                            online_start_steps=500)),
+    'sac_mt': dict(cfg=dict(hidden_sizes=(64, 64), actor_lr=1e-3, critic_lr=1e-3),
+                   schedule=dict(steps=3000, start_steps=500, chunk_steps=10, replay_capacity=3000)),
+    'sharednet': dict(cfg=dict(hidden_sizes=(64, 64), actor_lr=1e-3, critic_lr=1e-3),
+                      schedule=dict(steps=3000, start_steps=500, chunk_steps=10, replay_capacity=3000)),
+    'gsurgery': dict(cfg=dict(hidden_sizes=(64, 64), actor_lr=1e-3, critic_lr=1e-3),
+                     schedule=dict(steps=3000, start_steps=500, chunk_steps=10, replay_capacity=3000)),
+}
+MARGIN = 20.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', sorted(n for n in LEARN if n in METHODS))
+def test_short_run_beats_a_random_policy(name):
+  suite = make_suite('pendulum_group')
+  eval_suite = make_suite('pendulum_group', num_envs=5)
+  method = build(name, suite, None, LEARN[name])
+  _, history, _ = loop.train(method, suite, eval_suite, None, loop.LoopConfig(eval_every=1000, eval_episodes=5))
+  random_returns = np.asarray(rollout.evaluate(lambda p, obs, key: rollout.uniform_actions(key, eval_suite), None,
+                                               jax.random.key(0), eval_suite)).mean(axis=1)
+  best = loop.best_returns(history)
+  assert np.all(best >= random_returns + MARGIN), (best, random_returns)
