@@ -1,9 +1,16 @@
 """Native MuJoCo (C) physics backend, called from inside jitted programs via jax.pure_callback.
 
-The physics state of each env is MuJoCo's full physics state vector (mjSTATE_FULLPHYSICS:
-time, qpos, qvel, act, ...) in float64, carried in the JAX pytree as its uint32 bit pattern
-([..., 2 * nstate]) so it stays exact even with x64 disabled. MjData scratch objects and the
-multi-threaded `mujoco.rollout.Rollout` pool live in the backend object, never in the pytree.
+The physics state of each env is MuJoCo's full physics state vector plus the solver warmstart
+(mjSTATE_FULLPHYSICS | mjSTATE_WARMSTART: time, qpos, qvel, act, history, qacc_warmstart) in float64,
+carried in the JAX pytree as its uint32 bit pattern ([..., 2 * nstate]) so it stays exact even with x64
+disabled. Carrying the warmstart makes a trajectory bit-identical to stepping one MjData with mj_step (as
+gymnasium does): the constraint solver starts from the previous step's accelerations, and HalfCheetah and
+Ant are chaotic enough that restarting it from zero leaves gymnasium's trajectory within ~100 steps.
+
+Substeps run in a `mujoco.batch.Batch` (one row of mjSTATE_INTEGRATION per env, stepped on a thread
+pool, bit-identical to a loop of mj_step). Tasks whose rewards read MjData fields after the last substep
+(Ant's cfrc_ext, InvertedDoublePendulum's site_xpos) take that substep in Python on a scratch MjData.
+Batches and scratch MjData live in the backend object, never in the pytree.
 
 Batching: callbacks use vmap_method='broadcast_all' and accept any leading batch dims in
 front of the group's [G, E] axes; they are flattened into one rollout batch.
@@ -13,12 +20,14 @@ import jax
 import jax.numpy as jnp
 import mujoco
 import numpy as np
+from mujoco import batch as mujoco_batch
 from mujoco import rollout as mj_rollout
 
 from ktm.envs.tasks import TaskSpec
 from ktm.envs.types import Readout
 
-_FULL = mujoco.mjtState.mjSTATE_FULLPHYSICS
+_STATE = mujoco.mjtState.mjSTATE_FULLPHYSICS | mujoco.mjtState.mjSTATE_WARMSTART   # what the pytree carries
+_INTEGRATION = mujoco.mjtState.mjSTATE_INTEGRATION                                   # a Batch row
 
 
 def _float_dtype():
@@ -32,25 +41,47 @@ def _read_extras(spec: TaskSpec, data) -> np.ndarray:
   return np.concatenate(parts) if parts else np.zeros((0,))
 
 
-class NativeGroup:
-  """G variants of one task (same kinematic tree) x E envs, stepped with mujoco.rollout."""
+def _component_offset(model, spec: int, component: int) -> int:
+  """Column where `component` starts in a state vector of `spec` (components are stored in bit order)."""
+  below = spec & (int(component) - 1)
+  return mujoco.mj_stateSize(model, below)
 
-  def __init__(self, spec: TaskSpec, models, num_envs: int, pool: mj_rollout.Rollout,
-               nthread: int):
+
+class NativeGroup:
+  """G variants of one task (same kinematic tree) x E envs, stepped with mujoco.batch."""
+
+  def __init__(self, spec: TaskSpec, models, num_envs: int, pool: mj_rollout.Rollout = None,
+               nthread: int = 1):
+    del pool   # kept for callers that still pass one; substeps run in mujoco.batch
     self.spec, self.models, self.num_envs = spec, list(models), num_envs
     self.num_variants = len(self.models)
     m = self.models[0]
     self.nq, self.nv, self.nu = m.nq, m.nv, m.nu
-    self.nstate = mujoco.mj_stateSize(m, _FULL)
+    self.nstate = mujoco.mj_stateSize(m, _STATE)
     self.qpos_adr = mujoco.mj_stateSize(m, mujoco.mjtState.mjSTATE_TIME)
     self.qvel_adr = self.qpos_adr + self.nq
-    self.pool = pool
-    self.datas = [mujoco.MjData(m) for _ in range(max(nthread, 1))]
+    # _STATE is a prefix of a Batch row (mjSTATE_INTEGRATION) when the model has no plugin state.
+    if mujoco.mj_stateSize(m, mujoco.mjtState.mjSTATE_PLUGIN):
+      raise ValueError(f'{spec.name}: models with plugin state are not supported by the native backend')
+    self.ctrl_adr = _component_offset(m, _INTEGRATION, mujoco.mjtState.mjSTATE_CTRL)
+    self.nthread = max(int(nthread), 1)
     self.scratch = mujoco.MjData(m)
-    self.template = np.empty(self.nstate)
-    mujoco.mj_getState(m, self.scratch, self.template, _FULL)
+    self.initial = np.empty(self.nstate)   # a fresh MjData's carried state (warmstart 0, as after mj_resetData)
+    mujoco.mj_getState(m, self.scratch, self.initial, _STATE)
+    # mjSTATE_FULLPHYSICS of a fresh MjData: what plain mujoco.rollout takes (benchmarks compare against it).
+    self.template = np.empty(mujoco.mj_stateSize(m, mujoco.mjtState.mjSTATE_FULLPHYSICS))
+    mujoco.mj_getState(m, self.scratch, self.template, mujoco.mjtState.mjSTATE_FULLPHYSICS)
     self.n_extra = _read_extras(spec, self.scratch).size
     self._model_lists = {}
+    self._batches = {}
+
+  def batch(self, n: int) -> mujoco_batch.Batch:
+    """A Batch of n simulations on this group's models ([..., G, E] row-major), made once per n."""
+    if n not in self._batches:
+      b = mujoco_batch.Batch(self.models[0], nsim=n, nthread=self.nthread)
+      b.set_models(self.model_list(n))
+      self._batches[n] = b
+    return self._batches[n]
 
   def model_list(self, n: int) -> list:
     """Models for a flattened batch of n = B * G * E envs ([..., G, E] row-major)."""
@@ -69,13 +100,12 @@ class NativeGroup:
     """One substep per env in Python so the task's extras are read where gymnasium reads them."""
     d = self.scratch
     for i in range(state.shape[0]):
-      mujoco.mj_setState(models[i], d, state[i], _FULL)
-      d.qacc_warmstart[:] = 0.0
+      mujoco.mj_setState(models[i], d, state[i], _STATE)
       d.ctrl[:] = ctrl[i]
       mujoco.mj_step(models[i], d)
       if self.spec.rne_post:
         mujoco.mj_rnePostConstraint(models[i], d)
-      mujoco.mj_getState(models[i], d, out_state[i], _FULL)
+      mujoco.mj_getState(models[i], d, out_state[i], _STATE)
       extras[i] = _read_extras(self.spec, d)
 
   def step_np(self, state: np.ndarray, ctrl: np.ndarray):
@@ -83,16 +113,14 @@ class NativeGroup:
     n = state.shape[0]
     models = self.model_list(n)
     ctrl = np.ascontiguousarray(ctrl, dtype=np.float64)
-    # Tasks with extras do their last substep in Python (rollout only returns states).
-    n_roll = self.spec.frame_skip - (1 if self.spec.extras else 0)
-    if n_roll > 0:
-      traj = np.empty((n, n_roll, self.nstate))
-      # skip_checks: shapes are ours and fixed; saves the wrapper's per-call validation.
-      self.pool.rollout(models, self.datas, np.ascontiguousarray(state),
-                        np.ascontiguousarray(np.repeat(ctrl[:, None], n_roll, 1)),
-                        initial_warmstart=np.zeros((n, self.nv)), state=traj,
-                        sensordata=np.empty((n, n_roll, 0)), nstep=n_roll, skip_checks=True)
-      state = traj[:, -1]
+    # Tasks with extras do their last substep in Python (they read MjData after it).
+    n_batch = self.spec.frame_skip - (1 if self.spec.extras else 0)
+    if n_batch > 0:
+      b = self.batch(n)
+      b.state[:, :self.nstate] = state
+      b.state[:, self.ctrl_adr:self.ctrl_adr + self.nu] = ctrl
+      b.step(nstep=n_batch)
+      state = b.state[:, :self.nstate].copy()
     extras = np.zeros((n, self.n_extra))
     if self.spec.extras:
       out = np.empty_like(state)
@@ -107,10 +135,10 @@ class NativeGroup:
     models = self.model_list(state.shape[0])
     d = self.scratch
     for i in np.flatnonzero(mask):
-      state[i] = self.template
+      state[i] = self.initial
       state[i, self.qpos_adr:self.qvel_adr] = qpos[i]
       state[i, self.qvel_adr:self.qvel_adr + self.nv] = qvel[i]
-      mujoco.mj_setState(models[i], d, state[i], _FULL)
+      mujoco.mj_setState(models[i], d, state[i], _STATE)
       mujoco.mj_forward(models[i], d)
       if self.spec.rne_post:
         mujoco.mj_rnePostConstraint(models[i], d)
@@ -185,7 +213,7 @@ class NativeBackend:
 
   def init(self, qposs, qvels):
     """Fresh physics for every env from qpos/qvel ([G, E, ...] per group)."""
-    bits = tuple(jnp.broadcast_to(jnp.asarray(_to_bits(g.template)), q.shape[:-1] +
+    bits = tuple(jnp.broadcast_to(jnp.asarray(_to_bits(g.initial)), q.shape[:-1] +
                                   (2 * g.nstate,)) for g, q in zip(self.groups, qposs))
     masks = tuple(jnp.ones(q.shape[:-1], bool) for q in qposs)
     return self.reset(bits, masks, qposs, qvels)
