@@ -259,6 +259,88 @@ def test_every_case_is_distinct_and_there_are_enough():
   assert len({(c.script, c.args, c.setup, c.cli) for c in CASES}) == len(CASES)
 
 
+# ---- the pieces: range rules, the error wrapper, --help ----
+
+def test_td3_config_ranges_name_field_value_and_allowed_range():
+  import math  # pylint: disable=import-outside-toplevel
+  from ktm import td3  # pylint: disable=import-outside-toplevel
+  bad = {'actor_lr': (0.0, '> 0'), 'critic_lr': (math.inf, '> 0'), 'gamma': (1.0001, 'in (0, 1]'),
+         'tau': (0.0, 'in (0, 1]'), 'batch_size': (0, 'an integer >= 1'), 'policy_delay': (-2, 'an integer >= 1'),
+         'hidden_sizes': ((64, 0), 'a non-empty list of integers >= 1'), 'target_noise': (-1e-9, '>= 0'),
+         'target_noise_clip': (float('nan'), '>= 0'), 'max_grad_norm': (-1.0, 'None (off) or > 0')}
+  for name, (value, allowed) in bad.items():
+    with pytest.raises(ValueError) as info:
+      td3.TD3Config(obs_size=3, act_size=2, **{name: value})
+    message = str(info.value)
+    assert '\n' not in message and message.startswith(f'TD3Config.{name} = ') and message.endswith(allowed), message
+  good = td3.TD3Config(obs_size=3, act_size=2, gamma=1.0, tau=1.0, batch_size=1, hidden_sizes=(1,),
+                       exploration_noise=0.0, max_grad_norm=0.5)        # the edges of every range are allowed
+  assert good.hidden_sizes == (1,)
+  with pytest.raises(ValueError, match='TD3Config.hidden_sizes = \\(empty\\)'):
+    td3.TD3Config(obs_size=3, act_size=2, hidden_sizes=())
+
+
+def _exit_of(fn, capsys):
+  """(exit status, stderr lines) of a user_errors_exit-wrapped fn."""
+  from experiments import config_flags  # pylint: disable=import-outside-toplevel
+  with pytest.raises(SystemExit) as info:
+    config_flags.user_errors_exit(lambda argv: fn())([])
+  return info.value.code, capsys.readouterr().err.strip().splitlines()
+
+
+def _raise(e):
+  raise e
+
+
+def _wrapped_os_error():
+  try:
+    _raise(OSError(30, 'Read-only file system', '/ro/ckpt'))
+  except OSError as e:
+    raise RuntimeError('orbax: save failed\nwith a long\nmessage') from e
+
+
+def test_user_errors_exit_one_line_each(capsys):
+  import errno  # pylint: disable=import-outside-toplevel
+  from ktm.checkpoint import CheckpointError  # pylint: disable=import-outside-toplevel
+  cases = [
+      (lambda: _raise(OSError(errno.ENOSPC, 'No space left on device', '/w/checkpoints')), 1,
+       'error: No space left on device: /w/checkpoints (free disk space'),
+      (lambda: _raise(PermissionError(errno.EACCES, 'Permission denied', '/w')), 1,
+       'error: Permission denied: /w (choose a writable directory)'),
+      (_wrapped_os_error, 1, 'error: Read-only file system: /ro/ckpt'),
+      (lambda: _raise(MemoryError('replay needs 900 GiB')), 1, 'error: out of memory: replay needs 900 GiB'),
+      (lambda: _raise(ValueError('TD3Config.tau = 0 is not allowed:\n must be in (0, 1]')), 1,
+       'error: TD3Config.tau = 0 is not allowed: must be in (0, 1]'),
+      (lambda: _raise(FileExistsError('/w/teachers exists')), 1, 'error: /w/teachers exists'),
+      (lambda: _raise(CheckpointError('no usable checkpoint in /w')), 1, 'error: no usable checkpoint in /w'),
+      (lambda: _raise(KeyboardInterrupt()), 130, 'error: interrupted (Ctrl-C)'),
+      (lambda: _raise(type('Interrupted', (Exception,), {'exit_code': 143})('SIGTERM: checkpoint saved')), 143,
+       'error: SIGTERM: checkpoint saved'),
+  ]
+  for fn, code, start in cases:
+    got_code, lines = _exit_of(fn, capsys)
+    assert got_code == code and len(lines) == 1 and lines[0].startswith(start), (got_code, lines)
+  from experiments import config_flags  # pylint: disable=import-outside-toplevel
+  with pytest.raises(RuntimeError, match='a bug'):        # a bug keeps its traceback
+    config_flags.user_errors_exit(lambda argv: _raise(RuntimeError('a bug')))([])
+
+
+def test_help_lists_the_scripts_flags_with_meaning_and_range_and_helpfull_the_rest():
+  script = os.path.join(ROOT, 'experiments', 'train_teachers.py')
+  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=ROOT)
+  short = subprocess.run([sys.executable, script, '--help'], capture_output=True, text=True, timeout=300, env=env)
+  text = ' '.join(short.stdout.split())
+  assert 'flags:' in short.stdout, short.stderr[-2000:]     # (absl's --help exits with status 1)
+  for expected in ('--gamma: Discount factor of the TD target. Allowed: in (0, 1].',
+                   '--actor_lr: Adam learning rate of the actor. Allowed: > 0.',
+                   '--hidden_sizes: Units of each hidden layer', '--workdir:', '--preset: <paper|quick>'):
+    assert expected in text, expected
+  for internal in ('--logtostderr', '--only_check_args', '--verbosity', '--jax_'):
+    assert internal not in text, internal
+  full = subprocess.run([sys.executable, script, '--helpfull'], capture_output=True, text=True, timeout=300, env=env)
+  assert '--logtostderr' in full.stdout and '--gamma' in full.stdout
+
+
 # ---- the driver (this file run as a script) ----
 
 class _CaseTimeout(BaseException):
