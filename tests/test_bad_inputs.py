@@ -335,10 +335,10 @@ def test_help_lists_the_scripts_flags_with_meaning_and_range_and_helpfull_the_re
                    '--actor_lr: Adam learning rate of the actor. Allowed: > 0.',
                    '--hidden_sizes: Units of each hidden layer', '--workdir:', '--preset: <paper|quick>'):
     assert expected in text, expected
-  for internal in ('--logtostderr', '--only_check_args', '--verbosity', '--jax_'):
+  for internal in ('logtostderr', 'only_check_args', '--verbosity', '--jax_'):
     assert internal not in text, internal
   full = subprocess.run([sys.executable, script, '--helpfull'], capture_output=True, text=True, timeout=300, env=env)
-  assert '--logtostderr' in full.stdout and '--gamma' in full.stdout
+  assert 'logtostderr' in full.stdout and '--gamma' in full.stdout
 
 
 # ---- the driver (this file run as a script) ----
