@@ -213,6 +213,20 @@ def test_act_masks_padded_entries(pendulum):
     np.testing.assert_array_equal(a * (1 - suite.action_masks[:, None, :]), 0.0)
 
 
+def test_without_teachers_only_with_distill_coef_zero():
+  state = a2c.init(jax.random.key(0), CFG)
+  rollout = synthetic_rollout(jax.random.key(2))
+  with pytest.raises(ValueError, match='distill_coef'):
+    a2c.update(state, rollout, None, CFG, TEACHER_CFG, jnp.asarray(MASKS))
+  cfg = a2c.A2CConfig(obs_size=5, act_size=2, hidden_sizes=(8, 8), gamma=GAMMA, distill_coef=0.0)
+  teachers = td3.init_many(jax.random.key(1), 2, TEACHER_CFG).actor_params
+  plain, m_plain = a2c.update(state, rollout, None, cfg, TEACHER_CFG, jnp.asarray(MASKS))
+  with_t, m_t = a2c.update(state, rollout, teachers, cfg, TEACHER_CFG, jnp.asarray(MASKS))
+  np.testing.assert_array_equal(m_plain['distill_loss'], 0.0)
+  assert np.all(np.asarray(m_t['distill_loss']) > 0)     # measured, but weighted by 0
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7), plain.params, with_t.params)
+
+
 def test_config_validation():
   with pytest.raises(ValueError, match='n_steps'):
     a2c.A2CConfig(obs_size=3, act_size=1, n_steps=0)

@@ -179,10 +179,10 @@ def nstep_returns(reward: jnp.ndarray, terminated: jnp.ndarray, done: jnp.ndarra
   return returns
 
 
-def task_loss(params: Params, rollout: Rollout, returns: jnp.ndarray, teacher_action: jnp.ndarray,
+def task_loss(params: Params, rollout: Rollout, returns: jnp.ndarray, teacher_action: Optional[jnp.ndarray],
               mask: jnp.ndarray, cfg: A2CConfig) -> Tuple[jnp.ndarray, dict]:
   """Task k's A2C-MT loss on its rollout ([T, E, ...]), n-step returns [T, E], the teacher's actions at the
-  rollout's observations [T, E, act_size] and its mask g^k [act_size]."""
+  rollout's observations [T, E, act_size] (None: no teacher, no distillation term) and its mask g^k [act_size]."""
   mean = mean_action(params, rollout.obs, cfg)
   v = value(params, rollout.obs, cfg)
   advantage = jax.lax.stop_gradient(returns - v)
@@ -190,7 +190,7 @@ def task_loss(params: Params, rollout: Rollout, returns: jnp.ndarray, teacher_ac
   policy_loss = -jnp.mean(log_prob * advantage)
   value_loss = jnp.mean(jnp.square(returns - v))
   entropy = gaussian_entropy(params['log_std'], mask)
-  distill = distill_loss(mean, teacher_action, mask)
+  distill = jnp.zeros(()) if teacher_action is None else distill_loss(mean, teacher_action, mask)
   loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy + cfg.distill_coef * distill
   return loss, {'policy_loss': policy_loss, 'value_loss': value_loss, 'entropy': entropy, 'distill_loss': distill,
                 'loss': loss}
@@ -243,11 +243,16 @@ def teacher_actions(teacher_actor_params: Params, obs: jnp.ndarray, teacher_cfg:
 def update(state: A2CState, rollout: Rollout, teacher_actor_params: Params, cfg: A2CConfig,
            teacher_cfg: td3.TD3Config, action_masks: jnp.ndarray) -> Tuple[A2CState, dict]:
   """One A2C-MT step on a rollout [K, T, E, ...]: the K task losses (vmapped) summed, one optimizer step.
-  Metrics per task [K]."""
+  `teacher_actor_params` [K] (None: plain multi-task A2C, only allowed with distill_coef = 0). Metrics per task [K].
+  """
+  if teacher_actor_params is None and cfg.distill_coef != 0:
+    raise ValueError('A2C-MT needs the teachers (aux) unless distill_coef = 0')
   next_value = value(state.params, rollout.next_obs, cfg)                                     # [K, T, E]
   returns = jax.vmap(lambda r, t, d, v: nstep_returns(r, t, d, v, cfg.gamma))(
       rollout.reward, rollout.terminated, rollout.done, next_value)
-  teacher = jax.lax.stop_gradient(teacher_actions(teacher_actor_params, rollout.obs, teacher_cfg, action_masks))
+  teacher = None
+  if teacher_actor_params is not None:
+    teacher = jax.lax.stop_gradient(teacher_actions(teacher_actor_params, rollout.obs, teacher_cfg, action_masks))
 
   def total_loss(params):
     losses, metrics = jax.vmap(lambda r, ret, a, m: task_loss(params, r, ret, a, m, cfg))(
@@ -295,7 +300,7 @@ class A2CMethod(base.Method):
     sizes = (self.tasks.obs_size, self.tasks.act_size)
     for name in ('cfg', 'teacher_cfg'):
       cfg = getattr(self, name)
-      if (cfg.obs_size, cfg.act_size) != sizes:
+      if cfg is not None and (cfg.obs_size, cfg.act_size) != sizes:   # teacher_cfg is None until teachers load
         raise ValueError(f'{name} sizes ({cfg.obs_size}, {cfg.act_size}) must be the suite\'s padded sizes {sizes}')
 
   def stages(self):
