@@ -24,7 +24,7 @@ the K tasks' summed losses (the per-task losses lifted by `jax.vmap`).
 
 import dataclasses
 import math
-from typing import Any, Tuple
+from typing import Any, Optional, Tuple
 
 import flax
 import flax.linen as nn
@@ -32,11 +32,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ktm import networks, td3
+from ktm import networks, td3, validate
 from ktm.methods import base
 from ktm.replay import Transition
 
 Params = Any
+_FINITE = validate.interval(-math.inf, math.inf)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,37 +45,35 @@ class SACConfig:
   """SAC-MT hyper-parameters: networks and optimizers as the paper's other learners (400-400, Adam 3e-4, batch
   256 per task, gamma 0.99, tau 0.005); SAC's own settings are Haarnoja et al.'s (alpha_0 = 1, log sigma in
   [-20, 2], target entropy -|A_k|, target update every step)."""
-  hidden_sizes: Tuple[int, ...] = (400, 400)
-  actor_lr: float = 3e-4
-  critic_lr: float = 3e-4
-  alpha_lr: float = 3e-4
-  gamma: float = 0.99
-  tau: float = 0.005
-  batch_size: int = 256
-  init_temperature: float = 1.0    # alpha at the start, for every task
-  target_entropy_per_dim: float = -1.0  # H_k = this x |A_k| (SAC's heuristic -|A_k| at -1)
-  log_std_min: float = -20.0
-  log_std_max: float = 2.0
-  combine: str = 'sequential'      # 'sequential' (K optimizer steps per epoch) or 'joint' (one, summed losses)
-  max_grad_norm: Any = None        # global-norm gradient clipping of actor and critic; None = off (as in SAC)
-  compute_dtype: str = 'float32'   # matmul inputs: 'float32' or 'bfloat16' (see ktm.networks)
+  hidden_sizes: Tuple[int, ...] = (400, 400)  # units of each hidden layer of the actor and of each critic
+  actor_lr: float = 3e-4             # Adam learning rate of the actor
+  critic_lr: float = 3e-4            # Adam learning rate of the twin critics
+  alpha_lr: float = 3e-4             # Adam learning rate of each task's log temperature
+  gamma: float = 0.99                # discount factor of the soft TD target
+  tau: float = 0.005                 # Polyak rate of the target critics, applied after every step
+  batch_size: int = 256              # transitions per task per update
+  init_temperature: float = 1.0      # every task's temperature alpha at the start
+  target_entropy_per_dim: float = -1.0  # task k's target entropy is this times |A_k| (SAC's -|A_k| at -1)
+  log_std_min: float = -20.0         # the policy's log standard deviations are clipped to [min, max]
+  log_std_max: float = 2.0           # upper clip of the policy's log standard deviations
+  combine: str = 'sequential'        # 'sequential' (K optimizer steps per epoch) or 'joint' (one, summed losses)
+  max_grad_norm: Optional[float] = None  # global-norm gradient clipping of actor and critics; None = off (as SAC)
+  compute_dtype: str = 'float32'     # matmul inputs: 'float32' or 'bfloat16' (float32 accumulation; see networks)
+
+  RANGES = dict(  # allowed values (checked in __post_init__, shown by --help); see ktm/validate.py
+      hidden_sizes=validate.SIZES, actor_lr=validate.POSITIVE, critic_lr=validate.POSITIVE,
+      alpha_lr=validate.POSITIVE, gamma=validate.UNIT_INTERVAL_OPEN_LOW, tau=validate.UNIT_INTERVAL_OPEN_LOW,
+      batch_size=validate.AT_LEAST_1, init_temperature=validate.POSITIVE,
+      target_entropy_per_dim=_FINITE, log_std_min=_FINITE, log_std_max=_FINITE,
+      combine=validate.one_of('sequential', 'joint'), max_grad_norm=validate.optional(validate.POSITIVE))
 
   def __post_init__(self):
     object.__setattr__(self, 'hidden_sizes', tuple(int(h) for h in self.hidden_sizes))
     networks.check_compute_dtype(self.compute_dtype)
-    if self.combine not in ('sequential', 'joint'):
-      raise ValueError(f"combine must be 'sequential' or 'joint', got {self.combine!r}")
-    if not 0.0 < self.tau <= 1.0:
-      raise ValueError(f'tau must be in (0, 1], got {self.tau}')
-    if not 0.0 <= self.gamma <= 1.0:
-      raise ValueError(f'gamma must be in [0, 1], got {self.gamma}')
-    for name in ('actor_lr', 'critic_lr', 'alpha_lr', 'init_temperature'):
-      if getattr(self, name) <= 0:
-        raise ValueError(f'{name} must be > 0, got {getattr(self, name)}')
-    if self.batch_size < 1 or not self.hidden_sizes or min(self.hidden_sizes) < 1:
-      raise ValueError(f'invalid batch_size {self.batch_size} or hidden_sizes {self.hidden_sizes}')
+    validate.check(self, self.RANGES)
     if self.log_std_min >= self.log_std_max:
-      raise ValueError(f'log_std_min {self.log_std_min} must be < log_std_max {self.log_std_max}')
+      raise ValueError(f'SACConfig.log_std_min = {self.log_std_min} is not allowed: must be < log_std_max '
+                       f'= {self.log_std_max}')
 
 
 @flax.struct.dataclass

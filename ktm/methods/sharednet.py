@@ -4,7 +4,7 @@ D'Eramo et al.'s multi-task actor-critic (their Sec. 4 and MuJoCo experiments) g
 and its own output head around hidden layers shared by all tasks, for the actor and for the critic, and trains all
 of it with one optimizer step per iteration on a minibatch from every task. Here, with `hidden_sizes` (h_1, ..., h_L):
 
-  actor   task k: s^k [obs_k] -> relu(task input layer -> h_1) -> shared relu layers h_2..h_L -> task head -> tanh [act_k]
+  actor   task k: s^k [obs_k] -> relu(task input layer -> h_1) -> shared layers h_2..h_L -> task head -> tanh [act_k]
   critic  task k: (s^k, a^k) [obs_k + act_k] -> relu(task input layer -> h_1) -> shared layers -> task head -> Q
 
 twin critics (two such networks), on TD3 (Fujimoto et al. 2018: clipped double Q, target policy smoothing, the actor
@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ktm import networks, td3
+from ktm import networks, td3, validate
 from ktm.methods import base
 from ktm.replay import Transition
 
@@ -40,33 +40,32 @@ class SharedNetConfig:
   """SharedNet-on-TD3 hyper-parameters; defaults are the paper's TD3 settings. `hidden_sizes[0]` is the width of
   the task-specific input layers, the rest are the shared layers (at least one). Field names match `td3.TD3Config`
   so TD3's helpers (optimizers, smoothing noise, policy delay, soft updates) take this config as it is."""
-  hidden_sizes: Tuple[int, ...] = (400, 400)
-  actor_lr: float = 3e-4
-  critic_lr: float = 3e-4
-  gamma: float = 0.99
-  tau: float = 0.005
-  batch_size: int = 256
-  policy_delay: int = 2
-  exploration_noise: float = 0.1
-  target_noise: float = 0.2
-  target_noise_clip: float = 0.5
-  max_grad_norm: Optional[float] = None
-  compute_dtype: str = 'float32'
+  hidden_sizes: Tuple[int, ...] = (400, 400)  # [0]: width of the task-specific input layers; rest: shared layers
+  actor_lr: float = 3e-4             # Adam learning rate of the actor
+  critic_lr: float = 3e-4            # Adam learning rate of the twin critics
+  gamma: float = 0.99                # discount factor of the TD target
+  tau: float = 0.005                 # Polyak rate of the target networks
+  batch_size: int = 256              # transitions per task per update
+  policy_delay: int = 2              # critic updates per actor and target update (TD3's d)
+  exploration_noise: float = 0.1     # std of N(0, sigma) added to the policy's action when acting
+  target_noise: float = 0.2          # std of the per-sample target-policy smoothing noise
+  target_noise_clip: float = 0.5     # the smoothing noise is clipped to [-c, c]
+  max_grad_norm: Optional[float] = None  # global-norm gradient clipping; None = off (as in TD3)
+  compute_dtype: str = 'float32'     # matmul inputs: 'float32' or 'bfloat16' (float32 accumulation; see networks)
+
+  RANGES = dict(  # allowed values (checked in __post_init__, shown by --help); see ktm/validate.py
+      hidden_sizes=validate.SIZES, actor_lr=validate.POSITIVE, critic_lr=validate.POSITIVE,
+      gamma=validate.UNIT_INTERVAL_OPEN_LOW, tau=validate.UNIT_INTERVAL_OPEN_LOW, batch_size=validate.AT_LEAST_1,
+      policy_delay=validate.AT_LEAST_1, exploration_noise=validate.NON_NEGATIVE, target_noise=validate.NON_NEGATIVE,
+      target_noise_clip=validate.NON_NEGATIVE, max_grad_norm=validate.optional(validate.POSITIVE))
 
   def __post_init__(self):
     object.__setattr__(self, 'hidden_sizes', tuple(int(h) for h in self.hidden_sizes))
     networks.check_compute_dtype(self.compute_dtype)
-    if len(self.hidden_sizes) < 2 or min(self.hidden_sizes) < 1:
-      raise ValueError(f'hidden_sizes needs a task-specific input layer and >= 1 shared layer, got '
-                       f'{self.hidden_sizes}')
-    if self.policy_delay < 1:
-      raise ValueError(f'policy_delay must be >= 1, got {self.policy_delay}')
-    if not 0.0 < self.tau <= 1.0:
-      raise ValueError(f'tau must be in (0, 1], got {self.tau}')
-    if not 0.0 <= self.gamma <= 1.0:
-      raise ValueError(f'gamma must be in [0, 1], got {self.gamma}')
-    if self.batch_size < 1 or self.actor_lr <= 0 or self.critic_lr <= 0:
-      raise ValueError(f'invalid batch_size {self.batch_size} or learning rates {self.actor_lr}, {self.critic_lr}')
+    validate.check(self, self.RANGES)
+    if len(self.hidden_sizes) < 2:
+      raise ValueError(f'SharedNetConfig.hidden_sizes = {",".join(map(str, self.hidden_sizes))} is not allowed: '
+                       f'needs a task-specific input layer and at least one shared layer (2 or more sizes)')
 
 
 # ---- networks ----
