@@ -13,7 +13,7 @@ import pytest
 
 from ktm import loop, runs, teachers
 from ktm.envs import make_suite
-from tests.test_policy import make_tiny_run
+from tests.test_policy import shared_tiny_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, 'experiments', 'render.py')
@@ -25,7 +25,7 @@ if not ctypes.util.find_library('OSMesa') and not os.environ.get('CI'):
 
 @pytest.fixture(scope='module')
 def tiny_run(tmp_path_factory):
-  return make_tiny_run(str(tmp_path_factory.mktemp('tiny_render')))
+  return shared_tiny_run(tmp_path_factory)
 
 
 def _render(args, gl='osmesa'):
