@@ -1,5 +1,6 @@
 """Verified checkpoints: manifests catch flipped bits, truncated and deleted files and unfinished writes; the
-manager reports a bad newest checkpoint in one line and restores the previous one exactly."""
+manager reports a bad newest checkpoint in one line and restores the previous one exactly; a run_ktm resumed from
+a damaged checkpoint directory ends bit-identical to an uninterrupted run."""
 
 import os
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from ktm import checkpoint
+from tests.test_run_ktm import teacher_dir  # noqa: F401  (module fixture: tiny pendulum_group teachers)
 
 
 def make_state(step: int) -> dict:
@@ -137,3 +139,29 @@ def test_manager_creates_nothing_before_its_first_save(tmp_path):
   assert not (tmp_path / 'run').exists()
   with pytest.raises(ValueError, match='max_to_keep'):
     checkpoint.CheckpointManager(str(directory), max_to_keep=1)
+
+
+@pytest.mark.slow
+def test_run_ktm_with_a_corrupt_newest_checkpoint_resumes_from_the_previous_one_exactly(teacher_dir, tmp_path):
+  """End to end: a killed run_ktm whose newest checkpoint then gets a flipped bit resumes from the one before,
+  says so in one line, and ends bit-identical to an uninterrupted run."""
+  from tests.test_run_ktm import TINY_KTM, final_state, run_script   # pylint: disable=import-outside-toplevel
+  from tests.test_td3 import tree_equal   # pylint: disable=import-outside-toplevel
+  full = str(tmp_path / 'full')
+  run_script([f'--workdir={full}', f'--teacher_dir={teacher_dir}'] + TINY_KTM)
+  _, full_state, full_extra = final_state(full)
+
+  damaged = str(tmp_path / 'damaged')
+  args = [f'--workdir={damaged}', f'--teacher_dir={teacher_dir}'] + TINY_KTM
+  run_script(args + ['--exit_after_checkpoint=2'], expect_rc=3)     # checkpoints 20 and 40 on disk
+  flip_bit(largest_file(os.path.join(damaged, 'checkpoints', '40', 'state')))
+  proc = run_script(args)
+  warnings_ = [line for line in proc.stderr.splitlines() if line.startswith('warning: checkpoint')]
+  assert len(warnings_) == 1, proc.stderr[-3000:]
+  assert warnings_[0].startswith('warning: checkpoint 40 is corrupt (') and \
+      warnings_[0].endswith('; using checkpoint 20'), warnings_[0]
+  step, state, extra = final_state(damaged)
+  assert step == 80 and tree_equal(state, full_state)
+  assert [h['global_epoch'] for h in extra['history']] == [h['global_epoch'] for h in full_extra['history']]
+  np.testing.assert_array_equal(np.asarray(extra['history'][-1]['returns']),
+                                np.asarray(full_extra['history'][-1]['returns']))
