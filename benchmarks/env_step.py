@@ -15,13 +15,11 @@ import time
 import warnings
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import mujoco
 from mujoco import rollout as mj_rollout
 
 from ktm.envs import make_suite
-from ktm.envs import registry
 
 warnings.filterwarnings('ignore', message='.*settotalmass.*')
 

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ktm import checkpoint, replay, rollout
+from ktm import checkpoint, replay, rollout, validate
 from ktm.envs import EnvState, Suite
 from ktm.methods.base import Method, Stage
 
@@ -35,12 +35,13 @@ class LoopConfig:
   eval_episodes: int = 10          # deterministic episodes per task, run in parallel
   checkpoint_every: int = 50_000   # epochs between checkpoints (counted over all stages)
   num_envs: int = 1                # parallel envs per task
-  seed: int = 0
+  seed: int = 0                    # seeds networks, exploration, envs and evaluation
+
+  RANGES = dict(eval_every=validate.AT_LEAST_1, eval_episodes=validate.AT_LEAST_1,
+                checkpoint_every=validate.AT_LEAST_1, num_envs=validate.AT_LEAST_1, seed=validate.NON_NEGATIVE_INT)
 
   def __post_init__(self):
-    for name in ('eval_every', 'eval_episodes', 'checkpoint_every', 'num_envs'):
-      if getattr(self, name) < 1:
-        raise ValueError(f'{name} must be >= 1, got {getattr(self, name)}')
+    validate.check(self, self.RANGES)
 
 
 @flax.struct.dataclass
@@ -59,7 +60,8 @@ class TrainingDiverged(ValueError):
 
 
 class Interrupted(Exception):
-  """SIGTERM or SIGINT arrived; a checkpoint was saved at the chunk boundary."""
+  """SIGTERM or SIGINT arrived; a checkpoint was saved at the chunk boundary (scripts exit with `exit_code`)."""
+  exit_code = 130
 
 
 def init(key: jax.Array, method: Method, suite: Suite) -> RunState:
@@ -281,8 +283,9 @@ def _train(method, suite, eval_suite, aux, cfg, manager, state, eval_key, report
         manager.save(g, state, {'history': history, 'wall_seconds': wall_before + time.perf_counter() - start})
         saves += 1
       if signals.received and not done:
-        raise Interrupted(f'{signals.received} received: stopped at epoch {g:,} with a checkpoint saved'
-                          + ('' if manager else ' (no workdir: nothing saved)'))
+        raise Interrupted(f'{signals.received} received: stopped at epoch {g:,} with a checkpoint saved; re-run '
+                          'the same command to resume' if manager else f'{signals.received} received: stopped at '
+                          f'epoch {g:,} (no workdir: nothing saved)')
   return state, history, wall_before + time.perf_counter() - start
 
 

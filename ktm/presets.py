@@ -19,6 +19,12 @@ TEACHERS = {
                   loop=dict(eval_every=2_500, checkpoint_every=5_000)),
 }
 
+# 'tiny': seconds-long runs on pendulum_group for tests (kill/resume torture); not for results.
+_TINY_NETS = dict(hidden_sizes=(16, 16), batch_size=16)
+TEACHERS['tiny'] = dict(benchmark='pendulum_group', cfg=_TINY_NETS,
+                        schedule=dict(steps=400, start_steps=100, chunk_steps=20, replay_capacity=400),
+                        loop=dict(eval_every=200, eval_episodes=2, checkpoint_every=100))
+
 KTM = {
     # The paper's KTM-DRL: 500K offline + 500K online epochs, 400-400 student, its teachers from TEACHERS['paper'].
     'paper': dict(benchmark='halfcheetah_group', teachers='paper', cfg={}, ktm={}, loop={}),
@@ -27,6 +33,9 @@ KTM = {
                   ktm=dict(offline_epochs=5_000, online_epochs=5_000, online_capacity=10_000, offline_chunk=500,
                            chunk_steps=10),
                   loop=_QUICK_LOOP),
+    'tiny': dict(benchmark='pendulum_group', teachers='tiny', cfg=_TINY_NETS,
+                 ktm=dict(offline_epochs=100, online_epochs=100, online_capacity=100, offline_chunk=20, chunk_steps=10),
+                 loop=dict(eval_every=50, eval_episodes=2, checkpoint_every=50)),
 }
 
 TD3_MT = {

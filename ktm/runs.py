@@ -10,6 +10,7 @@ Teacher runs (method 'ideal') also write WORKDIR/teachers/<Task>/ (see ktm.teach
 """
 
 import dataclasses
+import errno
 import json
 import os
 import platform
@@ -112,14 +113,23 @@ def check_workdir_writable(workdir: str) -> None:
     raise PermissionError(f'cannot write to {path} (--workdir={workdir}): permission denied')
 
 
-def check_memory(method: Method, suite: Suite, teacher_rows: int = 0) -> None:
-  """MemoryError (one line) if the replay buffers would not fit in free memory, before anything is allocated."""
-  need = replay.buffer_bytes(suite.num_tasks, method.replay_capacity, suite.obs_size, suite.act_size)
-  if not method.replay_capacity:
-    need = 0
-  need += replay.buffer_bytes(suite.num_tasks, teacher_rows, suite.obs_size, suite.act_size) if teacher_rows else 0
-  replay.check_fits(need, f'{method.name} replay ({suite.num_tasks} tasks x {method.replay_capacity:,} '
-                          f'transitions{" + the teachers replay" if teacher_rows else ""})')
+def check_resources(method: Method, suite: Suite, workdir: str, teacher_rows: int = 0) -> None:
+  """Before anything is allocated or written: MemoryError (one line) if the replay buffers would not fit in free
+  memory, OSError (ENOSPC) if the disk under WORKDIR cannot hold three checkpoints of them (orbax writes the new one
+  before it deletes the oldest of the two it keeps)."""
+  own = replay.buffer_bytes(suite.num_tasks, method.replay_capacity, suite.obs_size, suite.act_size) \
+      if method.replay_capacity else 0
+  teacher = replay.buffer_bytes(suite.num_tasks, teacher_rows, suite.obs_size, suite.act_size) if teacher_rows else 0
+  replay.check_fits(own + teacher, f'{method.name} replay ({suite.num_tasks} tasks x {method.replay_capacity:,} '
+                                   f'transitions{" + the teachers replay" if teacher_rows else ""})')
+  path = os.path.abspath(workdir)
+  while not os.path.exists(path):
+    path = os.path.dirname(path)
+  stat = os.statvfs(path)
+  free, need = stat.f_bavail * stat.f_frsize, 3 * own
+  if need > free:
+    raise OSError(errno.ENOSPC, f'checkpoints of this run need about {need / 2**30:.2f} GiB but {path} has '
+                                f'{free / 2**30:.2f} GiB free; lower the replay capacity or choose another --workdir')
 
 
 # ---- host-side reporting ----
@@ -238,7 +248,7 @@ def train(method: Method, benchmark: str, suite: Suite, loop_cfg: loop.LoopConfi
   resuming = check_config(workdir, config)
   teacher_rows = int(teachers.buffer.capacity) if teachers is not None else 0
   if not resuming:
-    check_memory(method, suite, teacher_rows)
+    check_resources(method, suite, workdir, teacher_rows)
   eval_suite = make_suite(benchmark, num_envs=loop_cfg.eval_episodes, backend=backend)
   aux = method.make_aux(teachers)
   stages = method.stages()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ktm import checkpoint, loop, runs, td3, teachers
-from ktm.methods import IdealMethod, KTMConfig, OffPolicySchedule, Stage, TaskInfo
+from ktm.methods import IdealMethod, OffPolicySchedule, Stage, TaskInfo
 from ktm.envs import make_suite
 from tests.test_td3 import tree_equal
 

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ktm import checkpoint, loop, padding, replay, rollout, runs, td3, teachers
+from ktm import checkpoint, loop, padding, replay, runs, td3, teachers
 from ktm.methods import IdealMethod, OffPolicySchedule, TaskInfo
 from ktm.envs import make_suite
 from tests.test_td3 import _plain, tree_equal

@@ -1,6 +1,5 @@
 """KTM-DRL's equations against numpy, with teacher and student of different sizes (padding, f^k, g^k)."""
 
-import functools
 
 import jax
 import jax.numpy as jnp

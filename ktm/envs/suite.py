@@ -12,7 +12,7 @@ import numpy as np
 
 from ktm import padding
 from ktm.envs import tasks as tasks_lib
-from ktm.envs.types import EnvState, PhysicsState, Readout, StepOutput
+from ktm.envs.types import EnvState, PhysicsState, StepOutput
 
 
 @dataclasses.dataclass(frozen=True)

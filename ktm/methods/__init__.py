@@ -19,3 +19,6 @@ from ktm.methods.sharednet import SharedNetMethod
 
 METHODS = {cls.name: cls for cls in (IdealMethod, KTMMethod, TD3MTMethod, SACMethod, SharedNetMethod, GSurgeryMethod,
                                      A2CMethod)}
+
+__all__ = ['METHODS', 'Method', 'OffPolicySchedule', 'Stage', 'TaskInfo', 'IdealMethod', 'KTMConfig', 'KTMMethod',
+           'TD3MTMethod', 'SACMethod', 'SharedNetMethod', 'GSurgeryMethod', 'A2CMethod']

@@ -303,12 +303,7 @@ class A2CMethod(base.Method):
       if cfg is not None and (cfg.obs_size, cfg.act_size) != sizes:   # teacher_cfg is None until teachers load
         raise ValueError(f'{name} sizes ({cfg.obs_size}, {cfg.act_size}) must be the suite\'s padded sizes {sizes}')
 
-  def stages(self):
-    return self.schedule.stages()
 
-  @property
-  def replay_capacity(self) -> int:
-    return 0
 
   def init(self, key):
     return init(key, self.cfg)

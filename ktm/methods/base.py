@@ -23,7 +23,7 @@ from typing import Any, Dict, Tuple
 import jax
 import numpy as np
 
-from ktm import padding
+from ktm import padding, validate
 from ktm.replay import ReplayBuffer, Transition
 
 Metrics = Dict[str, Any]
@@ -93,12 +93,11 @@ class OffPolicySchedule:
   updates_per_step: int = 1        # updates (each on one minibatch per task) per epoch
   replay_capacity: int = 1_000_000  # transitions per task sub-buffer
 
+  RANGES = dict(steps=validate.AT_LEAST_1, start_steps=validate.NON_NEGATIVE_INT, chunk_steps=validate.AT_LEAST_1,
+                updates_per_step=validate.AT_LEAST_1, replay_capacity=validate.AT_LEAST_1)
+
   def __post_init__(self):
-    for name in ('steps', 'chunk_steps', 'updates_per_step', 'replay_capacity'):
-      if getattr(self, name) < 1:
-        raise ValueError(f'{name} must be >= 1, got {getattr(self, name)}')
-    if self.start_steps < 0:
-      raise ValueError(f'start_steps must be >= 0, got {self.start_steps}')
+    validate.check(self, self.RANGES)
 
   def stages(self) -> Tuple['Stage', ...]:
     return (Stage('train', self.steps, self.chunk_steps, random_epochs=self.start_steps,
@@ -115,7 +114,8 @@ class Method:
 
   # ---- what every method supplies ----
   def stages(self) -> Tuple[Stage, ...]:
-    raise NotImplementedError
+    """Default: the stages of the method's `schedule` field (an OffPolicySchedule or the method's own)."""
+    return self.schedule.stages()   # pytype: disable=attribute-error
 
   def init(self, key: jax.Array) -> Any:
     raise NotImplementedError
@@ -135,8 +135,9 @@ class Method:
 
   @property
   def replay_capacity(self) -> int:
-    """Transitions per task in the online replay (0: no replay, e.g. on-policy methods)."""
-    raise NotImplementedError
+    """Transitions per task in the online replay (0: no replay, e.g. on-policy methods). Default: the
+    `schedule`'s `replay_capacity`, or 0 if the schedule has none."""
+    return getattr(self.schedule, 'replay_capacity', 0)   # pytype: disable=attribute-error
 
   def update(self, learner: Any, batch: Transition, aux: Any, stage: int, epoch: jax.Array) -> Tuple[Any, Metrics]:
     raise NotImplementedError

@@ -161,12 +161,7 @@ class GSurgeryMethod(base.Method):
       raise ValueError(f'cfg sizes ({self.cfg.obs_size}, {self.cfg.act_size}) must be the suite\'s padded sizes '
                        f'({self.tasks.obs_size}, {self.tasks.act_size})')
 
-  def stages(self):
-    return self.schedule.stages()
 
-  @property
-  def replay_capacity(self) -> int:
-    return self.schedule.replay_capacity
 
   def init(self, key):
     return init(key, self.cfg)

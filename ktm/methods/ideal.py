@@ -6,7 +6,6 @@ one of the task's raw size (`ktm.teachers.raw_actor_params` gives that view).
 """
 
 import dataclasses
-from typing import Tuple
 
 import jax
 import jax.numpy as jnp
@@ -34,12 +33,7 @@ class IdealMethod(base.Method):
 
   name = 'ideal'
 
-  def stages(self) -> Tuple[base.Stage, ...]:
-    return self.schedule.stages()
 
-  @property
-  def replay_capacity(self) -> int:
-    return self.schedule.replay_capacity
 
   def init(self, key: jax.Array) -> td3.TD3State:
     return td3.init_many(key, self.tasks.num_tasks, self.cfg)

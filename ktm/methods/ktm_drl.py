@@ -18,7 +18,7 @@ from typing import Any, Tuple
 import jax
 import jax.numpy as jnp
 
-from ktm import replay, td3, transfer
+from ktm import td3, transfer, validate
 from ktm.methods import base
 
 OFFLINE, ONLINE = 0, 1
@@ -40,20 +40,15 @@ class KTMConfig:
   online_start_steps: int = 0          # uniform-random online epochs (no updates) before learning; the paper is
                                        # silent, the authors' code waits 10k
 
+  RANGES = dict(offline_epochs=validate.NON_NEGATIVE_INT, online_epochs=validate.NON_NEGATIVE_INT,
+                alpha=validate.NON_NEGATIVE, beta=validate.NON_NEGATIVE,
+                combine=validate.one_of('sequential', 'joint'), replay=validate.one_of('hierarchical', 'flat'),
+                chunk_steps=validate.AT_LEAST_1, offline_chunk=validate.AT_LEAST_1,
+                online_capacity=validate.AT_LEAST_1, switch_every=validate.AT_LEAST_1,
+                online_start_steps=validate.NON_NEGATIVE_INT)
+
   def __post_init__(self):
-    if self.combine not in ('sequential', 'joint'):
-      raise ValueError(f"combine must be 'sequential' or 'joint', got {self.combine!r}")
-    if self.replay not in ('hierarchical', 'flat'):
-      raise ValueError(f"replay must be 'hierarchical' or 'flat', got {self.replay!r}")
-    if self.offline_epochs < 0 or self.online_epochs < 0:
-      raise ValueError('offline_epochs and online_epochs must be >= 0')
-    if self.alpha < 0 or self.beta < 0:
-      raise ValueError(f'alpha and beta must be >= 0, got {self.alpha} and {self.beta}')
-    if self.online_start_steps < 0:
-      raise ValueError(f'online_start_steps must be >= 0, got {self.online_start_steps}')
-    for name in ('chunk_steps', 'offline_chunk', 'online_capacity', 'switch_every'):
-      if getattr(self, name) < 1:
-        raise ValueError(f'{name} must be >= 1, got {getattr(self, name)}')
+    validate.check(self, self.RANGES)
 
   @property
   def uses_teachers(self) -> bool:
