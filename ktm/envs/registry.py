@@ -78,7 +78,7 @@ def _groups_of(obj, reference: str) -> list[tuple[str, ...]]:
   """Groups of a user object: a custom.SuiteDef, custom.Group, TaskSpec or a registered name."""
   from ktm.envs import custom  # pylint: disable=g-import-not-at-top
   if isinstance(obj, custom.SuiteDef):
-    return SUITES[obj.name]
+    return [tuple(g) for g in obj.groups]
   if isinstance(obj, custom.Group):
     return [obj.names]
   if isinstance(obj, tasks_lib.TaskSpec):
