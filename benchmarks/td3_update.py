@@ -1,9 +1,12 @@
-"""TD3 update throughput: K=1, K learners vmapped, K learners one after another; achieved vs peak matmul GFLOP/s.
+"""TD3 update throughput for each compute dtype: K=1, K learners vmapped, K learners one after another; achieved vs
+peak matmul GFLOP/s; bfloat16 / float32 ratios from the same run.
 
-  python benchmarks/td3_update.py                      # paper size: obs 27, act 8, 400-400, batch 256, K=8
-  python benchmarks/td3_update.py --updates=50 --hidden=64,64   # quick
+  python -m benchmarks.td3_update                      # paper size: obs 27, act 8, 400-400, batch 256, K=8
+  python -m benchmarks.td3_update --updates=50 --hidden=64,64 --dtypes=float32   # quick
 
-Each measured call is one jitted `lax.scan` of `--updates` (replay sample + TD3 update) steps with the state donated.
+Each measured call is one jitted `lax.scan` of `--updates` (replay sample + TD3 update) steps with the state donated,
+compiled with `networks.xla_compiler_options(dtype)` (what the training loop uses). The dtypes' calls are
+interleaved and the best of `--repeats` is kept, so load from other processes hits both alike.
 """
 
 import argparse
@@ -14,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import common
-from ktm import replay, td3
+from ktm import networks, replay, td3
 
 
 def matmul_flops_per_update(cfg: td3.TD3Config) -> float:
@@ -45,7 +48,7 @@ def xla_flops_per_update(cfg, state, batch):
 
 
 def make_run(cfg: td3.TD3Config, num_updates: int, vmapped: bool):
-  """jit(state, buffer, key) -> state after `num_updates` sample+update steps."""
+  """jit(state, buffer, key) -> state after `num_updates` sample+update steps (compiled for cfg.compute_dtype)."""
 
   def body(carry, key):
     state, buffer = carry
@@ -60,7 +63,7 @@ def make_run(cfg: td3.TD3Config, num_updates: int, vmapped: bool):
     (state, _), losses = jax.lax.scan(body, (state, buffer), jax.random.split(key, num_updates))
     return state, losses
 
-  return jax.jit(run, donate_argnums=0)
+  return jax.jit(run, donate_argnums=0, compiler_options=networks.xla_compiler_options(cfg.compute_dtype))
 
 
 def filled_buffer(key, num_tasks, capacity, cfg):
@@ -86,6 +89,76 @@ def measure(run, state, buffer, key, repeats):
   return min(times), state
 
 
+class Case:
+  """One timed setting: `run` over `learners` states (one call each per timing), threaded through the repeats."""
+
+  def __init__(self, name, dtype, run, states, buffers, learners):
+    self.name, self.dtype, self.run, self.learners = name, dtype, run, learners
+    self.states, self.buffers, self.best = states, buffers, float('inf')
+
+  def call(self, key):
+    self.states = [self.run(s, b, key)[0] for s, b in zip(self.states, self.buffers)]
+    common.block(self.states)
+
+  def time(self, key):
+    start = time.perf_counter()
+    self.call(key)
+    self.best = min(self.best, time.perf_counter() - start)
+
+
+def cases(cfg, k, n, capacity, key, sequential=True):
+  """K=1, K sequential (the K=1 program once per learner, each on its own buffer; if `sequential`), K vmapped."""
+  run1, runk = make_run(cfg, n, vmapped=False), make_run(cfg, n, vmapped=True)
+  dt = cfg.compute_dtype
+  out = [Case('K=1', dt, run1, [td3.init(key, cfg)], [filled_buffer(key, 1, capacity, cfg)], 1)]
+  if sequential:
+    out.append(Case(f'K={k} sequential', dt, run1, [td3.init(jax.random.fold_in(key, i), cfg) for i in range(k)],
+                    [filled_buffer(jax.random.fold_in(key, 100 + i), 1, capacity, cfg) for i in range(k)], k))
+  out.append(Case(f'K={k} vmapped', dt, runk, [td3.init_many(key, k, cfg)], [filled_buffer(key, k, capacity, cfg)], k))
+  return out
+
+
+def run_benchmark(obs=27, act=8, hidden=(400, 400), batch=256, num_learners=8, updates=200, repeats=3,
+                  capacity=100_000, dtypes=('float32', 'bfloat16'), peaks=True, sequential=True):
+  """Times every (dtype, setting) interleaved; returns the JSON payload (rows, ratios, peaks)."""
+  key = jax.random.key(0)
+  k, n = num_learners, updates
+  cfgs = {d: td3.TD3Config(obs_size=obs, act_size=act, batch_size=batch, hidden_sizes=tuple(hidden),
+                           compute_dtype=d) for d in dtypes}
+  all_cases = [c for d in dtypes for c in cases(cfgs[d], k, n, capacity, key, sequential)]
+  for c in all_cases:
+    c.call(key)                                # compile + warm up
+  for r in range(repeats):
+    for c in all_cases:
+      c.time(jax.random.fold_in(key, r))
+  cfg = cfgs[dtypes[0]]
+  flops = matmul_flops_per_update(cfg)
+  payload = dict(matmul_gflop_per_update=flops / 1e9)
+  if peaks:
+    payload.update(peak_matmul_gflops=common.matmul_gflops(),
+                   layer_matmul_gflops=common.layer_matmul_gflops(cfg.batch_size, cfg.hidden_sizes[-1]))
+    payload['xla_gflop_per_update'] = xla_flops_per_update(
+        cfg, td3.init(key, cfg), jax.tree.map(lambda x: x[0, :cfg.batch_size], all_cases[0].buffers[0].data)) / 1e9
+  rows = []
+  for c in all_cases:
+    row = dict(dtype=c.dtype, setting=c.name, learners=c.learners, seconds=c.best, updates_per_s=n / c.best,
+               learner_updates_per_s=c.learners * n / c.best, gflops=c.learners * flops * n / c.best / 1e9)
+    if peaks:
+      row['pct_of_f32_matmul_peak'] = 100 * row['gflops'] / payload['peak_matmul_gflops']
+      row['pct_of_f32_layer_matmul'] = 100 * row['gflops'] / payload['layer_matmul_gflops']
+    rows.append(row)
+  by = {(r['dtype'], r['setting']): r for r in rows}
+  if sequential:
+    payload['vmapped_over_sequential'] = {
+        d: by[(d, f'K={k} vmapped')]['learner_updates_per_s'] / by[(d, f'K={k} sequential')]['learner_updates_per_s']
+        for d in dtypes}
+  if 'float32' in dtypes and 'bfloat16' in dtypes:
+    payload['bf16_over_f32'] = {s: by[('bfloat16', s)]['updates_per_s'] / by[('float32', s)]['updates_per_s']
+                                for d, s in by if d == 'float32'}
+  payload['rows'] = rows
+  return payload
+
+
 def main():
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument('--obs', type=int, default=27)
@@ -96,62 +169,24 @@ def main():
   p.add_argument('--updates', type=int, default=200, help='updates per timed call')
   p.add_argument('--repeats', type=int, default=3)
   p.add_argument('--capacity', type=int, default=100_000, help='rows per task in the (prefilled) buffer')
+  p.add_argument('--dtypes', default='float32,bfloat16', help='compute dtypes to compare')
   p.add_argument('--out', default='benchmarks/results/td3_update.json')
   args = p.parse_args()
-
-  cfg = td3.TD3Config(obs_size=args.obs, act_size=args.act, batch_size=args.batch,
-                      hidden_sizes=tuple(int(h) for h in args.hidden.split(',')))
-  k, n = args.num_learners, args.updates
-  key = jax.random.key(0)
-  peak = common.matmul_gflops()
-  layer_peak = common.layer_matmul_gflops(cfg.batch_size, cfg.hidden_sizes[-1])
-  flops = matmul_flops_per_update(cfg)
-  rows = []
-
-  run1 = make_run(cfg, n, vmapped=False)
-  buf1 = filled_buffer(key, 1, args.capacity, cfg)
-  xla_flops = xla_flops_per_update(cfg, td3.init(key, cfg), jax.tree.map(lambda x: x[0, :cfg.batch_size],
-                                                                          buf1.data))
-  t1, _ = measure(run1, td3.init(key, cfg), buf1, key, args.repeats)
-  rows.append(dict(setting='K=1', learners=1, seconds=t1, updates_per_s=n / t1,
-                   learner_updates_per_s=n / t1, gflops=flops * n / t1 / 1e9))
-
-  # K learners one after another: the K=1 program called once per learner (each on its own buffer).
-  states = [td3.init(jax.random.fold_in(key, i), cfg) for i in range(k)]
-  bufs = [filled_buffer(jax.random.fold_in(key, 100 + i), 1, args.capacity, cfg) for i in range(k)]
-  seq_times = []
-  for r in range(args.repeats):
-    start = time.perf_counter()
-    for i in range(k):
-      states[i], _ = run1(states[i], bufs[i], jax.random.fold_in(key, r))
-    common.block(states)
-    seq_times.append(time.perf_counter() - start)
-  ts = min(seq_times)
-  rows.append(dict(setting=f'K={k} sequential', learners=k, seconds=ts, updates_per_s=n / ts,
-                   learner_updates_per_s=k * n / ts, gflops=k * flops * n / ts / 1e9))
-  del bufs, states
-
-  runk = make_run(cfg, n, vmapped=True)
-  bufk = filled_buffer(key, k, args.capacity, cfg)
-  tk, _ = measure(runk, td3.init_many(key, k, cfg), bufk, key, args.repeats)
-  rows.append(dict(setting=f'K={k} vmapped', learners=k, seconds=tk, updates_per_s=n / tk,
-                   learner_updates_per_s=k * n / tk, gflops=k * flops * n / tk / 1e9))
-
-  for r in rows:
-    r['pct_of_matmul_peak'] = 100 * r['gflops'] / peak
-    r['pct_of_layer_matmul'] = 100 * r['gflops'] / layer_peak
-  print(f'TD3 update, obs {cfg.obs_size}, act {cfg.act_size}, hidden {cfg.hidden_sizes}, batch {cfg.batch_size}, '
-        f'{n} updates per call; matmul GFLOP/update: {flops / 1e9:.3f} (ours), {xla_flops / 1e9:.3f} (XLA)')
-  print(f'peak float32 matmul (2048^3, jitted jnp.dot): {peak:.1f} GFLOP/s; hidden-layer shape '
-        f'[{cfg.batch_size}, {cfg.hidden_sizes[-1]}] x [{cfg.hidden_sizes[-1]}]^2: {layer_peak:.1f} GFLOP/s')
-  common.print_table(rows, ['setting', 'seconds', 'updates_per_s', 'learner_updates_per_s', 'gflops',
-                            'pct_of_matmul_peak', 'pct_of_layer_matmul'])
-  ratio = rows[2]['learner_updates_per_s'] / rows[1]['learner_updates_per_s']
-  print(f'vmapped / sequential learner-updates/s: {ratio:.2f}x')
-  common.write_json(args.out, dict(config=vars(args), machine=common.machine_info(), peak_matmul_gflops=peak,
-                                   layer_matmul_gflops=layer_peak,
-                                   matmul_gflop_per_update=flops / 1e9, xla_gflop_per_update=xla_flops / 1e9,
-                                   vmapped_over_sequential=ratio, rows=rows))
+  hidden = tuple(int(h) for h in args.hidden.split(','))
+  payload = run_benchmark(args.obs, args.act, hidden, args.batch, args.num_learners, args.updates, args.repeats,
+                          args.capacity, tuple(args.dtypes.split(',')))
+  print(f'TD3 update, obs {args.obs}, act {args.act}, hidden {hidden}, batch {args.batch}, {args.updates} updates '
+        f'per call; matmul GFLOP/update: {payload["matmul_gflop_per_update"]:.3f} (ours), '
+        f'{payload["xla_gflop_per_update"]:.3f} (XLA)')
+  print(f'peak float32 matmul (2048^3, jitted jnp.dot): {payload["peak_matmul_gflops"]:.1f} GFLOP/s; hidden-layer '
+        f'shape [{args.batch}, {hidden[-1]}] x [{hidden[-1]}]^2: {payload["layer_matmul_gflops"]:.1f} GFLOP/s')
+  common.print_table(payload['rows'], ['dtype', 'setting', 'seconds', 'updates_per_s', 'learner_updates_per_s',
+                                      'gflops', 'pct_of_f32_matmul_peak', 'pct_of_f32_layer_matmul'])
+  for d, ratio in payload['vmapped_over_sequential'].items():
+    print(f'{d}: vmapped / sequential learner-updates/s: {ratio:.2f}x')
+  for setting, ratio in payload.get('bf16_over_f32', {}).items():
+    print(f'bfloat16 / float32 updates/s, {setting}: {ratio:.2f}x')
+  common.write_json(args.out, dict(config=vars(args), machine=common.machine_info(), **payload))
 
 
 if __name__ == '__main__':

@@ -6,7 +6,7 @@ inputs and accumulates in float32 (`preferred_element_type=float32`). Parameter 
 the dtype (`MLP_0/Dense_i/{kernel [in, out], bias [out]}`, as flax's nn.Dense), so checkpoints load either way.
 """
 
-from typing import Sequence
+from typing import Dict, Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -18,6 +18,18 @@ COMPUTE_DTYPES = ('float32', 'bfloat16')
 def check_compute_dtype(name: str) -> None:
   if name not in COMPUTE_DTYPES:
     raise ValueError(f'compute_dtype must be one of {COMPUTE_DTYPES}, got {name!r}')
+
+
+def xla_compiler_options(compute_dtype: str, backend: Optional[str] = None) -> Dict[str, str]:
+  """`jax.jit(..., compiler_options=...)` for a program whose networks use `compute_dtype`.
+
+  On CPU a bfloat16 program needs XLA's YNNPACK dot kernels (AMX / AVX512-BF16), which `import ktm` switches off
+  process-wide because float32 dots run faster on Eigen; without them XLA converts every bfloat16 dot back to
+  float32 and mixed precision only adds conversions. Elsewhere (GPU) nothing is needed.
+  """
+  if compute_dtype == 'bfloat16' and (backend or jax.default_backend()) == 'cpu':
+    return {'xla_cpu_experimental_ynn_fusion_type': 'LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT'}
+  return {}
 
 
 def _matmul(x: jnp.ndarray, w: jnp.ndarray, dtype) -> jnp.ndarray:
@@ -45,9 +57,11 @@ def _bf16_matmul_bwd(residuals, g):
   xb, wb = residuals
   gb = g.astype(jnp.bfloat16)
   dx = jax.lax.dot_general(gb, wb, (((g.ndim - 1,), (1,)), ((), ())), preferred_element_type=jnp.float32)
-  # dw = x^T g as a plain [in, N] x [N, out] matmul on a materialized transpose: XLA:CPU's bf16 dot kernels
-  # (YNNPACK) take only that form, and XLA would fold a bare transpose back into the dot's dimensions.
-  x_t = jax.lax.optimization_barrier(xb.reshape(-1, xb.shape[-1]).T)
+  # dw = x^T g as a plain [in, N] x [N, out] matmul on a row-major transpose: XLA:CPU's bfloat16 dot kernels
+  # (YNNPACK) take only that form and otherwise run the dot in float32. A bare transpose would be folded back
+  # into the dot's dimensions or become a column-major layout; flattening it behind a barrier forces the copy.
+  x2 = xb.reshape(-1, xb.shape[-1])
+  x_t = jax.lax.optimization_barrier(x2.T.reshape(-1)).reshape(x2.shape[1], x2.shape[0])
   dw = jax.lax.dot_general(x_t, gb.reshape(-1, g.shape[-1]), (((1,), (0,)), ((), ())),
                            preferred_element_type=jnp.float32)
   return dx, dw

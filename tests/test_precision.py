@@ -1,4 +1,8 @@
-"""Mixed-precision networks (bfloat16 matmul inputs, float32 everywhere else) and the physics' matmul precision."""
+"""Mixed-precision networks (bfloat16 matmul inputs, float32 everywhere else), the physics' matmul precision, and the
+one-command GPU benchmark's smoke run."""
+
+import json
+import math
 
 import jax
 import jax.numpy as jnp
@@ -102,8 +106,12 @@ def test_bf16_matmul_gradients_are_bf16_products_accumulated_in_f32():
 def test_params_and_optimizer_state_stay_f32_after_updates():
   state = td3.init_many(jax.random.key(8), 2, BF16)
   batches = jax.vmap(lambda k: random_batch(k, BF16, 32))(jax.random.split(jax.random.key(9), 2))
-  new, metrics = jax.jit(lambda s, b: td3.update_many(s, b, BF16))(state, batches)
-  new, metrics = jax.jit(lambda s, b: td3.update_many(s, b, BF16))(new, batches)   # the 2nd runs the actor step
+  # Compiled as the loop compiles bfloat16 programs (on CPU: XLA's bfloat16 dot kernels, which reject some dot
+  # forms at run time, so this also checks the networks only produce forms they take).
+  update = jax.jit(lambda s, b: td3.update_many(s, b, BF16),
+                   compiler_options=networks.xla_compiler_options('bfloat16'))
+  new, metrics = update(state, batches)
+  new, metrics = update(new, batches)   # the 2nd runs the actor step
   for name in ('actor_params', 'critic_params', 'target_actor_params', 'target_critic_params',
                'actor_opt_state', 'critic_opt_state'):
     floats = [x for x in jax.tree.leaves(getattr(new, name)) if jnp.issubdtype(x.dtype, jnp.floating)]
@@ -169,3 +177,28 @@ def test_mjx_physics_is_traced_at_highest_precision():
   assert all(e.params['precision'] == highest for e in reset_dots)
   assert len(others) == 2   # the policy's two layers, at the surrounding bfloat16 setting
   assert all(e.params['precision'] == (jax.lax.Precision.DEFAULT, jax.lax.Precision.DEFAULT) for e in others)
+
+
+def test_gpu_benchmark_small_writes_every_key(tmp_path):
+  """`python -m benchmarks.gpu --small` (here with one env count) writes one JSON with every measurement."""
+  from benchmarks import gpu   # pylint: disable=import-outside-toplevel
+  out = tmp_path / 'gpu.json'
+  gpu.main(['--small', '--envs=1', '--out', str(out)])
+  data = json.loads(out.read_text())
+  assert {'td3_update', 'ktm_epoch', 'env_steps', 'projected_hours', 'device', 'machine'} <= set(data)
+  td3_rows = {(r['dtype'], r['setting']) for r in data['td3_update']['rows']}
+  assert td3_rows == {(d, s) for d in gpu.DTYPES for s in ('K=1', 'K=2 vmapped')}
+  ktm_rows = {(r['dtype'], r['stage'], r['chunk']) for r in data['ktm_epoch']['rows']}
+  assert ktm_rows == {(d, s, c) for d in gpu.DTYPES for s, _, c in gpu.ktm_settings(gpu.SMALL['ktm']['epochs'])}
+  assert data['ktm_epoch']['physics'] == 'mjx'
+  assert {(r['suite'], r['num_envs']) for r in data['env_steps']} == {('pendulum_group', 1)}
+  assert set(data['projected_hours']) == set(gpu.DTYPES)
+  rates = ([r['updates_per_s'] for r in data['td3_update']['rows']] + [r['epochs_per_s'] for r in data['ktm_epoch']['rows']]
+           + [r['env_steps_per_s'] for r in data['env_steps']]
+           + [h for by_chunk in data['projected_hours'].values() for h in by_chunk.values()])
+  assert all(math.isfinite(x) and x > 0 for x in rates)
+  # The projection is the two stages' times at the measured rates.
+  rows = {(r['dtype'], r['stage'], r['chunk']): r['epochs_per_s'] for r in data['ktm_epoch']['rows']}
+  epochs = gpu.SMALL['ktm']['epochs']
+  want = (500_000 / rows[('float32', 'offline', epochs)] + 500_000 / rows[('float32', 'online', 1)]) / 3600
+  assert math.isclose(data['projected_hours']['float32']['online chunk 1'], want, rel_tol=1e-9)
