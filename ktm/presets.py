@@ -62,6 +62,9 @@ def _from_scratch(cfg_quick: dict) -> dict:
 
 SAC_MT = _from_scratch(_QUICK_NETS)
 SHAREDNET = _from_scratch(_QUICK_NETS)
+# SharedNet takes ONE optimizer step per update (summed task losses); on pendulum_group 4 updates per epoch give it
+# the optimizer steps per epoch of the sequential methods (K = 4): at 1 it was at 81-153 after 20k epochs.
+SHAREDNET['quick']['schedule'] = dict(SHAREDNET['quick']['schedule'], updates_per_step=4)
 GSURGERY = _from_scratch(_QUICK_NETS)
 A2C_MT = {
     # 200k epochs x n_steps 5 = 1M env steps per env, 8 envs per task; evaluations every 1000 epochs (5k steps).

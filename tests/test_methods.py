@@ -147,20 +147,27 @@ LEARN = {
     'sac_mt': dict(cfg=dict(hidden_sizes=(64, 64), actor_lr=1e-3, critic_lr=1e-3),
                    schedule=dict(steps=3000, start_steps=500, chunk_steps=10, replay_capacity=3000)),
     'sharednet': dict(cfg=dict(hidden_sizes=(64, 64), actor_lr=1e-3, critic_lr=1e-3),
-                      schedule=dict(steps=3000, start_steps=500, chunk_steps=10, replay_capacity=3000)),
+                      schedule=dict(steps=3000, start_steps=500, chunk_steps=10, replay_capacity=3000,
+                                    updates_per_step=4)),
     'gsurgery': dict(cfg=dict(hidden_sizes=(64, 64), actor_lr=1e-3, critic_lr=1e-3),
                      schedule=dict(steps=3000, start_steps=500, chunk_steps=10, replay_capacity=3000)),
+    # Plain multi-task A2C (no teachers: distill_coef 0), 8 envs per task.
+    'a2c_mt': dict(cfg=dict(hidden_sizes=(64, 64), learning_rate=1e-3, distill_coef=0.0),
+                   schedule=dict(epochs=600, chunk=100)),
 }
+NUM_ENVS = {'a2c_mt': 8}
 MARGIN = 20.0
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize('name', sorted(n for n in LEARN if n in METHODS))
 def test_short_run_beats_a_random_policy(name):
-  suite = make_suite('pendulum_group')
+  num_envs = NUM_ENVS.get(name, 1)
+  suite = make_suite('pendulum_group', num_envs=num_envs)
   eval_suite = make_suite('pendulum_group', num_envs=5)
   method = build(name, suite, None, LEARN[name])
-  _, history, _ = loop.train(method, suite, eval_suite, None, loop.LoopConfig(eval_every=1000, eval_episodes=5))
+  cfg = loop.LoopConfig(eval_every=100 if name == 'a2c_mt' else 1000, eval_episodes=5, num_envs=num_envs)
+  _, history, _ = loop.train(method, suite, eval_suite, None, cfg)
   random_returns = np.asarray(rollout.evaluate(lambda p, obs, key: rollout.uniform_actions(key, eval_suite), None,
                                                jax.random.key(0), eval_suite)).mean(axis=1)
   best = loop.best_returns(history)

@@ -311,12 +311,7 @@ class SACMethod(base.Method):
 
   name = 'sac_mt'
 
-  def stages(self) -> Tuple[base.Stage, ...]:
-    return self.schedule.stages()
 
-  @property
-  def replay_capacity(self) -> int:
-    return self.schedule.replay_capacity
 
   def init(self, key: jax.Array) -> SACState:
     return init(key, self.tasks, self.cfg)

@@ -282,12 +282,7 @@ class SharedNetMethod(base.Method):
 
   name = 'sharednet'
 
-  def stages(self) -> Tuple[base.Stage, ...]:
-    return self.schedule.stages()
 
-  @property
-  def replay_capacity(self) -> int:
-    return self.schedule.replay_capacity
 
   def init(self, key: jax.Array) -> td3.TD3State:
     return init(key, self.tasks, self.cfg)
