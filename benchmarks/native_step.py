@@ -5,7 +5,8 @@ earlier one (mujoco.rollout from a zero warmstart), on the same models, states a
 
 Times `NativeGroup.step_np` (numpy in, numpy out: no JAX, no callback) for every group of a suite, N = G x E
 envs per group. The two variants run interleaved (A B A B ...) so machine load hits both alike; the table gives
-median env-steps/s and new / old. Writes benchmarks/results/native_step.json.
+median env-steps/s by wall clock and by process CPU time (all threads; less sensitive to other processes on a
+loaded machine) and new / old for each. Writes benchmarks/results/native_step.json.
 """
 
 import argparse
@@ -34,7 +35,8 @@ def old_step(g, pool, datas, state, ctrl):
   n_roll = g.spec.frame_skip - (1 if g.spec.extras else 0)
   if n_roll > 0:
     traj = np.empty((n, n_roll, state.shape[1]))
-    pool.rollout(models, datas, np.ascontiguousarray(state), np.ascontiguousarray(np.repeat(ctrl[:, None], n_roll, 1)),
+    pool.rollout(models, datas, np.ascontiguousarray(state),
+                 np.ascontiguousarray(np.repeat(ctrl[:, None], n_roll, 1)),
                  initial_warmstart=np.zeros((n, g.nv)), state=traj, sensordata=np.empty((n, n_roll, 0)),
                  nstep=n_roll, skip_checks=True)
     state = traj[:, -1]
@@ -64,26 +66,29 @@ def bench(name, num_envs, repeats, nthread, steps_per_call):
     setups.append((g, datas, np.tile(g.initial, (n, 1)), np.tile(g.template, (n, 1)), ctrl))
   env_steps = suite.num_tasks * num_envs * steps_per_call
 
+  def timed(fn):
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
   def run_new():
-    start = time.perf_counter()
     for g, _, state, _, ctrl in setups:
       for _ in range(steps_per_call):
         state = g.step_np(state, ctrl)[0]
-    return time.perf_counter() - start
 
   def run_old():
-    start = time.perf_counter()
     for g, datas, _, state, ctrl in setups:
       for _ in range(steps_per_call):
         state = old_step(g, pool, datas, state, ctrl)
-    return time.perf_counter() - start
 
   run_new(), run_old()     # warm up (Batch and rollout thread pools)
   new, old = [], []
   for _ in range(repeats):
-    new.append(run_new())
-    old.append(run_old())
-  return env_steps / statistics.median(new), env_steps / statistics.median(old)
+    new.append(timed(run_new))
+    old.append(timed(run_old))
+  rate = lambda times, i: env_steps / statistics.median(t[i] for t in times)
+  return dict(new_env_steps_per_s=rate(new, 0), old_env_steps_per_s=rate(old, 0),
+              new_env_steps_per_cpu_s=rate(new, 1), old_env_steps_per_cpu_s=rate(old, 1))
 
 
 def main():
@@ -96,12 +101,16 @@ def main():
   p.add_argument('--out', default='benchmarks/results/native_step.json')
   args = p.parse_args()
   rows = []
-  print(f"{'suite':18s} {'E':>4s} {'new env-steps/s':>16s} {'old env-steps/s':>16s} {'new/old':>8s}")
+  print(f"{'suite':18s} {'E':>4s} {'new /s':>9s} {'old /s':>9s} {'new/old':>8s} {'new /cpu-s':>11s} "
+        f"{'old /cpu-s':>11s} {'new/old':>8s}")
   for name in args.suites.split(','):
     for e in [int(x) for x in args.envs.split(',')]:
-      new, old = bench(name, e, args.repeats, args.nthread, args.steps_per_call)
-      rows.append(dict(suite=name, num_envs=e, new_env_steps_per_s=new, old_env_steps_per_s=old, new_over_old=new / old))
-      print(f'{name:18s} {e:4d} {new:16.0f} {old:16.0f} {new / old:8.2f}', flush=True)
+      r = bench(name, e, args.repeats, args.nthread, args.steps_per_call)
+      wall = r['new_env_steps_per_s'] / r['old_env_steps_per_s']
+      cpu = r['new_env_steps_per_cpu_s'] / r['old_env_steps_per_cpu_s']
+      rows.append(dict(suite=name, num_envs=e, **r, new_over_old_wall=wall, new_over_old_cpu=cpu))
+      print(f"{name:18s} {e:4d} {r['new_env_steps_per_s']:9.0f} {r['old_env_steps_per_s']:9.0f} {wall:8.2f} "
+            f"{r['new_env_steps_per_cpu_s']:11.0f} {r['old_env_steps_per_cpu_s']:11.0f} {cpu:8.2f}", flush=True)
   os.makedirs(os.path.dirname(args.out) or '.', exist_ok=True)
   with open(args.out, 'w') as f:
     json.dump(dict(machine=machine_info(), nthread=args.nthread, repeats=args.repeats,
