@@ -11,7 +11,7 @@ not a dataclass field), and check them all in `__post_init__`:
     steps: int = 1_000_000        # env steps per env of each task
     start_steps: int = 25_000     # uniform-random actions (and no updates) before this many steps
     ...
-    RANGES = dict(steps=validate.AT_LEAST_1, start_steps=validate.NON_NEGATIVE, ...)
+    RANGES = dict(steps=validate.AT_LEAST_1, start_steps=validate.NON_NEGATIVE_INT, ...)
 
     def __post_init__(self):
       validate.check(self, self.RANGES)
