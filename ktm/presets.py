@@ -27,7 +27,11 @@ TEACHERS['tiny'] = dict(benchmark='pendulum_group', cfg=_TINY_NETS,
 
 KTM = {
     # The paper's KTM-DRL: 500K offline + 500K online epochs, 400-400 student, its teachers from TEACHERS['paper'].
-    'paper': dict(benchmark='halfcheetah_group', teachers='paper', cfg={}, ktm={}, loop={}),
+    # Sec. 3.4: "the exploration noise is N(0, 0.1), the clip threshold c = 0.5" for acting AND Eq. 3's target
+    # smoothing (read as std 0.1, TD3's notation), so the student's target_noise is 0.1, not TD3's 0.2. No warm-up
+    # before online updates (the paper has none; the authors' code waits 10k steps: --online_start_steps=10000) and
+    # Adam moments carry over from the offline stage (the paper is silent; the authors' code re-creates them).
+    'paper': dict(benchmark='halfcheetah_group', teachers='paper', cfg=dict(target_noise=0.1), ktm={}, loop={}),
     # pendulum_group on a 2-core CPU, teachers included (see WORKSPACE.md for time and ratios).
     'quick': dict(benchmark='pendulum_group', teachers='quick', cfg=_QUICK_NETS,
                   ktm=dict(offline_epochs=5_000, online_epochs=5_000, online_capacity=10_000, offline_chunk=500,
