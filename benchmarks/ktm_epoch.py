@@ -1,11 +1,14 @@
-"""Epochs/s of the compiled KTM-DRL student step at paper sizes, `sequential` vs `joint`, env stepping included.
+"""Epochs/s of KTM-DRL's compiled training chunk at paper sizes for each compute dtype, env stepping included.
 
   python -m benchmarks.ktm_epoch                                  # Benchmark A: K=8, 400-400, batch 256, 1e6 buffers
   python -m benchmarks.ktm_epoch --capacity=100000 --epochs=20    # smaller
+  python -m benchmarks.ktm_epoch --benchmark=pendulum_group --hidden=32,32 --capacity=1000 --epochs=4   # smoke run
 
 An online epoch = one env step in each of the K tasks (into D'_k) + one minibatch per task (critic update of every
 task, actor + target updates every 2nd epoch). Offline epochs sample the teachers' D_k instead, with no env step.
-Also reports how many whole-buffer copies XLA's compiled online chunk contains (should be 0).
+Each chunk is `ktm.loop.offpolicy_chunk` compiled with `networks.xla_compiler_options(dtype)`; for every setting the
+float32 and bfloat16 chunks are timed interleaved in one run (ratios are what count on a shared machine). Also
+reports how many whole-buffer copies XLA's compiled online chunk contains (should be 0).
 """
 
 import argparse
@@ -16,19 +19,24 @@ import jax
 import jax.numpy as jnp
 
 from benchmarks import common
-from ktm import replay, student, td3
+from ktm import loop, networks, replay, td3, teachers
 from ktm.envs import make_suite
+from ktm.methods import TaskInfo
+from ktm.methods.ktm_drl import OFFLINE, ONLINE, KTMConfig, KTMMethod
+
+# (stage, combine, chunk); chunk None = --epochs.
+SETTINGS = (('offline', 'sequential', None), ('online', 'sequential', 1), ('online', 'sequential', None),
+            ('online', 'joint', None))
 
 
-def random_buffer(key, num_tasks, capacity, obs_size, act_size):
+def fill(buffer: replay.ReplayBuffer, key) -> replay.ReplayBuffer:
   """A full buffer of random rows (the timing of sampling and updates does not depend on the values)."""
-  buf = replay.init(num_tasks, capacity, obs_size, act_size)
   ks = jax.random.split(key, 3)
-  data = buf.data.replace(obs=jax.random.normal(ks[0], buf.data.obs.shape),
-                          next_obs=jax.random.normal(ks[1], buf.data.next_obs.shape),
-                          action=jax.random.uniform(ks[2], buf.data.action.shape, minval=-1, maxval=1),
-                          reward=jnp.ones(buf.data.reward.shape))
-  return buf.replace(data=data, size=jnp.full((num_tasks,), capacity, jnp.int32))
+  data = buffer.data.replace(obs=jax.random.normal(ks[0], buffer.data.obs.shape),
+                             next_obs=jax.random.normal(ks[1], buffer.data.next_obs.shape),
+                             action=jax.random.uniform(ks[2], buffer.data.action.shape, minval=-1, maxval=1),
+                             reward=jnp.ones(buffer.data.reward.shape))
+  return buffer.replace(data=data, size=jnp.full(buffer.size.shape, buffer.capacity, jnp.int32))
 
 
 def whole_buffer_copies(compiled_text: str, capacity: int) -> int:
@@ -36,30 +44,84 @@ def whole_buffer_copies(compiled_text: str, capacity: int) -> int:
   return len(re.findall(rf'= f32\[\d+,{capacity}[,\]][^=]*copy\(', compiled_text))
 
 
-def time_online(state, critics, suite, cfg, teacher_cfg, ktm_cfg, chunk, calls, repeats):
-  """Best over `repeats` of the seconds per epoch of `calls` consecutive chunk calls (an even number of epochs, so
-  critic-only and actor epochs are both counted)."""
-  run = lambda s: student.online_chunk(s, critics, suite, cfg, teacher_cfg, ktm_cfg, chunk)[0]
-  state = common.block(run(state))
-  best = float('inf')
-  for _ in range(repeats):
+def compiled_chunk(dtype: str):
+  """`loop.offpolicy_chunk` compiled for networks of `dtype` (the loop's own jit, plus the dtype's XLA options)."""
+  return jax.jit(loop.offpolicy_chunk.__wrapped__, donate_argnums=0,
+                 static_argnames=('method', 'suite', 'stage', 'num_epochs', 'learn'),
+                 compiler_options=networks.xla_compiler_options(dtype))
+
+
+class Chunk:
+  """One (dtype, setting): a run state threaded through its timed calls."""
+
+  def __init__(self, method, suite, aux, stage, chunk, capacity, key):
+    self.method, self.suite, self.aux, self.stage, self.chunk = method, suite, aux, stage, chunk
+    self.fn = compiled_chunk(method.cfg.compute_dtype)
+    state = loop.init(key, method, suite)
+    self.state = state.replace(buffer=fill(state.buffer, jax.random.fold_in(key, 1)),
+                               stage=jnp.asarray(stage, jnp.int32))
+    self.best = float('inf')
+
+  def call(self):
+    self.state = self.fn(self.state, self.aux, self.method, self.suite, self.stage, self.chunk, True)[0]
+
+  def time(self, calls):
+    """Seconds per epoch of `calls` consecutive chunks; keeps the best."""
     start = time.perf_counter()
     for _ in range(calls):
-      state = run(state)
-    common.block(state)
-    best = min(best, (time.perf_counter() - start) / (calls * chunk))
-  return best, state
+      self.call()
+    common.block(self.state)
+    self.best = min(self.best, (time.perf_counter() - start) / (calls * self.chunk))
+
+  def hlo(self):
+    return self.fn.lower(self.state, self.aux, self.method, self.suite, self.stage, self.chunk,
+                         True).compile().as_text()
 
 
-def time_offline(state, critics, buffer, masks, cfg, ktm_cfg, epochs, repeats):
-  run = lambda s: student.offline_chunk(s, critics, buffer, masks, cfg, cfg, ktm_cfg, epochs)
-  state, _ = common.block(run(state))
-  best = float('inf')
-  for _ in range(repeats):
-    start = time.perf_counter()
-    state, _ = common.block(run(state))
-    best = min(best, time.perf_counter() - start)
-  return best, state
+def run_benchmark(benchmark='halfcheetah_group', hidden=(400, 400), batch=256, capacity=1_000_000, epochs=50,
+                  repeats=2, backend='auto', dtypes=('float32', 'bfloat16'), settings=SETTINGS, count_copies=True):
+  """Returns the JSON payload: rows (dtype, stage, combine, chunk, epochs/s), ratios, copies."""
+  suite = make_suite(benchmark, backend=backend)
+  tasks = TaskInfo.from_suite(suite)
+  k = suite.num_tasks
+  key = jax.random.key(0)
+  teacher_cfg = td3.TD3Config(obs_size=suite.obs_size, act_size=suite.act_size, hidden_sizes=tuple(hidden))
+  # Random stand-in teachers at padded sizes: the cost of their networks does not depend on their values.
+  teacher_states = td3.init_many(jax.random.fold_in(key, 1), k, teacher_cfg)
+  teacher_buffer = fill(replay.init(k, capacity, suite.obs_size, suite.act_size), jax.random.fold_in(key, 2))
+  rows, copies = [], None
+  for stage_name, combine, chunk in settings:
+    chunk = chunk or epochs
+    stage = OFFLINE if stage_name == 'offline' else ONLINE
+    runs = []
+    for dtype in dtypes:
+      cfg = td3.TD3Config(obs_size=suite.obs_size, act_size=suite.act_size, batch_size=batch,
+                          hidden_sizes=tuple(hidden), compute_dtype=dtype)
+      ktm_cfg = KTMConfig(combine=combine, online_capacity=capacity, chunk_steps=chunk, offline_chunk=chunk)
+      # The teachers keep their own (float32) config: a student's dtype does not change how its teachers compute.
+      method = KTMMethod(tasks=tasks, cfg=cfg, ktm=ktm_cfg, teacher_cfg=teacher_cfg)
+      aux = method.make_aux(teachers.Teachers(states=teacher_states, buffer=teacher_buffer, cfg=teacher_cfg, meta=()))
+      runs.append(Chunk(method, suite, aux, stage, chunk, capacity, key))
+    if copies is None and stage == ONLINE and count_copies:
+      copies = whole_buffer_copies(runs[0].hlo(), capacity)
+    calls = max(2, epochs // chunk)
+    for run in runs:
+      run.call()
+      common.block(run.state)                   # compile + warm up
+    for _ in range(repeats):
+      for run in runs:
+        run.time(calls)
+    for dtype, run in zip(dtypes, runs):
+      rows.append(dict(dtype=dtype, stage=stage_name, combine=combine, chunk=chunk, epochs_per_s=1 / run.best,
+                       hours_per_1M_epochs=1e6 * run.best / 3600))
+    del runs
+  payload = dict(benchmark=benchmark, num_tasks=k, obs_size=suite.obs_size, act_size=suite.act_size,
+                 physics=suite.backend_name, buffer_copies=copies, rows=rows)
+  if 'float32' in dtypes and 'bfloat16' in dtypes:
+    by = {(r['dtype'], r['stage'], r['combine'], r['chunk']): r['epochs_per_s'] for r in rows}
+    payload['bf16_over_f32'] = {f'{s} {c} chunk {n}': by[('bfloat16', s, c, n)] / by[('float32', s, c, n)]
+                                for d, s, c, n in by if d == 'float32'}
+  return payload
 
 
 def main():
@@ -68,54 +130,21 @@ def main():
   p.add_argument('--hidden', default='400,400')
   p.add_argument('--batch', type=int, default=256)
   p.add_argument('--capacity', type=int, default=1_000_000, help='rows per task in D_k and in D\'_k')
-  p.add_argument('--epochs', type=int, default=50, help='epochs per timed call (= the online chunk length)')
-  p.add_argument('--chunks', default='1,10,50', help='online chunk lengths to compare (sequential)')
+  p.add_argument('--epochs', type=int, default=50, help='epochs per timed call (the long chunk length)')
   p.add_argument('--repeats', type=int, default=2)
   p.add_argument('--backend', default='auto')
+  p.add_argument('--dtypes', default='float32,bfloat16')
   p.add_argument('--out', default='benchmarks/results/ktm_epoch.json')
   args = p.parse_args()
-
-  suite = make_suite(args.benchmark, backend=args.backend)
-  cfg = td3.TD3Config(obs_size=suite.obs_size, act_size=suite.act_size, batch_size=args.batch,
-                      hidden_sizes=tuple(int(h) for h in args.hidden.split(',')))
-  k = suite.num_tasks
-  key = jax.random.key(0)
-  critics = td3.init_many(jax.random.fold_in(key, 1), k, cfg).critic_params    # stand-in teachers, padded sizes
-  teacher_buffer = random_buffer(jax.random.fold_in(key, 2), k, args.capacity, cfg.obs_size, cfg.act_size)
-  masks = jnp.asarray(suite.action_masks)
-  rows = []
-
-  def fresh(ktm_cfg):
-    state = student.init(key, suite, cfg, ktm_cfg)
-    filled = random_buffer(jax.random.fold_in(key, 3), k, args.capacity, cfg.obs_size, cfg.act_size)
-    return state.replace(online_buffer=filled)
-
-  copies = None
-  for combine in ('sequential', 'joint'):
-    ktm_cfg = student.KTMConfig(combine=combine, online_capacity=args.capacity)
-    seconds, _ = time_offline(fresh(ktm_cfg), critics, teacher_buffer, masks, cfg, ktm_cfg, args.epochs,
-                              args.repeats)
-    rows.append(dict(stage='offline', combine=combine, chunk=args.epochs, epochs_per_s=args.epochs / seconds))
-    chunks = [int(c) for c in args.chunks.split(',')] if combine == 'sequential' else [args.epochs]
-    for chunk in chunks:
-      state = fresh(ktm_cfg)
-      if copies is None:
-        text = student.online_chunk.lower(state, critics, suite, cfg, cfg, ktm_cfg, chunk).compile().as_text()
-        copies = whole_buffer_copies(text, args.capacity)
-      calls = max(2, args.epochs // chunk)
-      seconds, _ = time_online(state, critics, suite, cfg, cfg, ktm_cfg, chunk, calls, args.repeats)
-      rows.append(dict(stage='online', combine=combine, chunk=chunk, epochs_per_s=1 / seconds))
-  for r in rows:
-    r['hours_per_1M_epochs'] = 1e6 / r['epochs_per_s'] / 3600
-  print(f'KTM-DRL epochs on {args.benchmark} (K={k}, obs {cfg.obs_size}, act {cfg.act_size}, hidden '
-        f'{cfg.hidden_sizes}, batch {cfg.batch_size} per task, {args.capacity:,} rows per sub-buffer, '
-        f'{suite.backend_name} physics); whole-buffer copies in the online HLO: {copies}')
-  common.print_table(rows, ['stage', 'combine', 'chunk', 'epochs_per_s', 'hours_per_1M_epochs'])
-  seq = next(r for r in rows if r['stage'] == 'online' and r['combine'] == 'sequential' and r['chunk'] == args.epochs)
-  joint = next(r for r in rows if r['stage'] == 'online' and r['combine'] == 'joint')
-  print(f'joint / sequential online epochs/s: {joint["epochs_per_s"] / seq["epochs_per_s"]:.2f}x')
-  common.write_json(args.out, dict(config=vars(args), machine=common.machine_info(), buffer_copies=copies,
-                                   joint_over_sequential=joint['epochs_per_s'] / seq['epochs_per_s'], rows=rows))
+  payload = run_benchmark(args.benchmark, tuple(int(h) for h in args.hidden.split(',')), args.batch, args.capacity,
+                          args.epochs, args.repeats, args.backend, tuple(args.dtypes.split(',')))
+  print(f'KTM-DRL epochs on {args.benchmark} (K={payload["num_tasks"]}, obs {payload["obs_size"]}, act '
+        f'{payload["act_size"]}, hidden {args.hidden}, batch {args.batch} per task, {args.capacity:,} rows per '
+        f'sub-buffer, {payload["physics"]} physics); whole-buffer copies in the online HLO: {payload["buffer_copies"]}')
+  common.print_table(payload['rows'], ['dtype', 'stage', 'combine', 'chunk', 'epochs_per_s', 'hours_per_1M_epochs'])
+  for setting, ratio in payload.get('bf16_over_f32', {}).items():
+    print(f'bfloat16 / float32 epochs/s, {setting}: {ratio:.2f}x')
+  common.write_json(args.out, dict(config=vars(args), machine=common.machine_info(), **payload))
 
 
 if __name__ == '__main__':
