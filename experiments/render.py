@@ -11,7 +11,6 @@ MUJOCO_GL=osmesa on a headless CPU machine (Debian: `apt-get install libosmesa6`
 """
 
 import os
-import sys
 
 
 def _choose_gl() -> None:
@@ -51,7 +50,8 @@ MAX_FPS = 60   # faster tasks (Hopper's dt is 8 ms) play in slow motion
 
 
 class NoOpenGL(RuntimeError):
-  """MuJoCo's offscreen renderer has no working OpenGL backend."""
+  """MuJoCo's offscreen renderer has no working OpenGL backend (`user_errors_exit` prints it as one line)."""
+  exit_code = 1
 
 
 def record(policy_fn, key: jax.Array, suite: Suite):
@@ -174,16 +174,13 @@ def render_run(run_dir: str, out_dir: str, episode_length: int, teachers: bool =
   return written
 
 
+@config_flags.user_errors_exit
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  try:
-    render_run(FLAGS.checkpoint, FLAGS.out or os.path.join(FLAGS.checkpoint, 'videos'), FLAGS.episode_length,
-               FLAGS.teachers, FLAGS.format, FLAGS.width, FLAGS.height, FLAGS.seed, FLAGS.backend)
-  except NoOpenGL as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(1)
+  render_run(FLAGS.checkpoint, FLAGS.out or os.path.join(FLAGS.checkpoint, 'videos'), FLAGS.episode_length,
+             FLAGS.teachers, FLAGS.format, FLAGS.width, FLAGS.height, FLAGS.seed, FLAGS.backend)
 
 
 if __name__ == '__main__':
-  app.run(config_flags.user_errors_exit(main))
+  app.run(main, flags_parser=config_flags.parse_flags)
