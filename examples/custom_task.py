@@ -14,7 +14,10 @@ CART_XML = """
 <mujoco model="cart">
   <option timestep="0.01"/>
   <worldbody>
-    <geom name="floor" type="plane" size="2 2 .1" rgba=".8 .9 .8 1"/>
+    <light pos="0 0 3" dir="0 0 -1"/>
+    <camera name="side" pos="0.25 -3 0.6" xyaxes="1 0 0 0 0.2 1"/>  <!-- render.py films through the first camera -->
+    <geom name="floor" type="plane" size="3 3 .1" rgba=".8 .9 .8 1"/>
+    <site name="target" pos="0.5 0 0.3" size="0.03" rgba="0 .8 0 1"/>
     <body name="cart" pos="0 0 .15">
       <joint name="slide" type="slide" axis="1 0 0" damping="2"/>
       <geom name="cart_geom" type="box" size=".1 .1 .1" mass="1" rgba=".8 .4 .2 1"/>
