@@ -174,3 +174,30 @@ def test_redefinition_is_idempotent_and_conflicts_are_refused():
     custom.morphology_group('Hopper', [custom.variant('HopperBigTorso', size={'torso_geom': 1.5})])
   with pytest.raises(ValueError, match='different suite'):
     custom.suite('pendulum_group', ['Hopper'])
+
+
+def test_mjcf_file_task_and_its_morphology_group_step_like_the_string_task(tmp_path):
+  """The Cart MJCF given as a file steps exactly like the string version; a morphology group of a user task
+  scales its geom (the cart's explicit mass stays: total_mass=None)."""
+  from examples import custom_task   # pylint: disable=import-outside-toplevel
+  path = tmp_path / 'cart.xml'
+  path.write_text(custom_task.CART_XML)
+  custom.task('CartFromFile', str(path), custom_task.cart_obs, custom_task.cart_transition, frame_skip=2,
+              reset_noise_scale=0.1)
+  group = custom.morphology_group('Cart', [custom.variant('CartWide', size={'cart_geom': 1.5})], total_mass=None,
+                                  include_base=True)
+  assert group.names == ('Cart', 'CartWide')
+  wide = models_lib.build_model('CartWide', custom_task.CART_XML)
+  np.testing.assert_allclose(wide.geom_size[1], [0.15, 0.15, 0.15])
+  assert wide.body_mass[1] == pytest.approx(1.0)
+  suites = [make_suite(name, num_envs=2) for name in ('single:Cart', 'single:CartFromFile')]
+  actions = jnp.asarray(np.random.default_rng(1).uniform(-1, 1, (10, 1, 2, 1)), jnp.float32)
+  rewards = []
+  for suite in suites:
+    state, step, out_rewards = suite.reset(jax.random.key(4)), jax.jit(suite.step), []
+    for a in actions:
+      state, out = step(state, a)
+      out_rewards.append(np.asarray(out.reward))
+    rewards.append(np.array(out_rewards))
+  np.testing.assert_array_equal(rewards[0], rewards[1])
+  assert np.ptp(rewards[0]) > 0
