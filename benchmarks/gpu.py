@@ -81,7 +81,7 @@ def main(argv=None):
   hours = projected_hours(ktm['rows'])
   for dtype, by_chunk in hours.items():
     for chunk, h in by_chunk.items():
-      print(f'paper KTM-DRL run (1M epochs), {dtype}, {chunk}: {h:.2f} h', flush=True)
+      print(f'KTM-DRL 500K offline + 500K online epochs at these rates, {dtype}, {chunk}: {h:.2f} h', flush=True)
   payload = dict(small=args.small, device=str(jax.devices()[0].device_kind), backend=jax.default_backend(),
                  machine=common.machine_info(), sizes={k: v for k, v in sizes.items()}, td3_update=td3,
                  ktm_epoch=ktm, env_steps=envs, projected_hours=hours, wall_seconds=time.perf_counter() - start)
