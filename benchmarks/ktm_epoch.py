@@ -12,6 +12,7 @@ reports how many whole-buffer copies XLA's compiled online chunk contains (shoul
 """
 
 import argparse
+import dataclasses
 import re
 import time
 
@@ -85,7 +86,8 @@ class Chunk:
 
 
 def run_benchmark(benchmark='halfcheetah_group', hidden=(400, 400), batch=256, capacity=1_000_000, epochs=50,
-                  repeats=2, backend='auto', dtypes=('float32', 'bfloat16'), settings=SETTINGS, count_copies=True):
+                  repeats=2, backend='auto', dtypes=('float32', 'bfloat16'), settings=SETTINGS, count_copies=True,
+                  teachers_like_student=False):
   """Returns the JSON payload: rows (dtype, stage, combine, chunk, epochs/s), ratios, copies."""
   suite = make_suite(benchmark, backend=backend)
   tasks = TaskInfo.from_suite(suite)
@@ -104,9 +106,11 @@ def run_benchmark(benchmark='halfcheetah_group', hidden=(400, 400), batch=256, c
       cfg = td3.TD3Config(obs_size=suite.obs_size, act_size=suite.act_size, batch_size=batch,
                           hidden_sizes=tuple(hidden), compute_dtype=dtype)
       ktm_cfg = KTMConfig(combine=combine, online_capacity=capacity, chunk_steps=chunk, offline_chunk=chunk)
-      # The teachers keep their own (float32) config: a student's dtype does not change how its teachers compute.
-      method = KTMMethod(tasks=tasks, cfg=cfg, ktm=ktm_cfg, teacher_cfg=teacher_cfg)
-      aux = method.make_aux(teachers.Teachers(states=teacher_states, buffer=teacher_buffer, cfg=teacher_cfg, meta=()))
+      # Teachers compute in their own config's dtype: float32, or the student's with `teachers_like_student`
+      # (teachers trained with --compute_dtype=bfloat16).
+      t_cfg = dataclasses.replace(teacher_cfg, compute_dtype=dtype) if teachers_like_student else teacher_cfg
+      method = KTMMethod(tasks=tasks, cfg=cfg, ktm=ktm_cfg, teacher_cfg=t_cfg)
+      aux = method.make_aux(teachers.Teachers(states=teacher_states, buffer=teacher_buffer, cfg=t_cfg, meta=()))
       runs.append(Chunk(method, suite, aux, stage, chunk, capacity, key))
     if copies is None and stage == ONLINE and count_copies:
       copies = whole_buffer_copies(runs[0].hlo(), capacity)
