@@ -6,7 +6,7 @@
 
 An online epoch = one env step in each of the K tasks (into D'_k) + one minibatch per task (critic update of every
 task, actor + target updates every 2nd epoch). Offline epochs sample the teachers' D_k instead, with no env step.
-Each chunk is `ktm.loop.offpolicy_chunk` compiled with `networks.xla_compiler_options(dtype)`; for every setting the
+Each chunk is `ktm.loop.offpolicy_chunk` (compiled with `networks.xla_compiler_options(dtype)` by the loop); for every setting the
 float32 and bfloat16 chunks are timed interleaved in one run (ratios are what count on a shared machine). Also
 reports how many whole-buffer copies XLA's compiled online chunk contains (should be 0).
 """
@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from benchmarks import common
-from ktm import loop, networks, replay, td3, teachers
+from ktm import loop, replay, td3, teachers
 from ktm.envs import make_suite
 from ktm.methods import TaskInfo
 from ktm.methods.ktm_drl import OFFLINE, ONLINE, KTMConfig, KTMMethod
@@ -45,13 +45,6 @@ def whole_buffer_copies(compiled_text: str, capacity: int) -> int:
   return len(re.findall(rf'= f32\[\d+,{capacity}[,\]][^=]*copy\(', compiled_text))
 
 
-def compiled_chunk(dtype: str):
-  """`loop.offpolicy_chunk` compiled for networks of `dtype` (the loop's own jit, plus the dtype's XLA options)."""
-  return jax.jit(loop.offpolicy_chunk.__wrapped__, donate_argnums=0,
-                 static_argnames=('method', 'suite', 'stage', 'num_epochs', 'learn'),
-                 compiler_options=networks.xla_compiler_options(dtype))
-
-
 class Chunk:
   """One (dtype, setting): a run state threaded through its timed calls.
 
@@ -61,16 +54,13 @@ class Chunk:
 
   def __init__(self, method, suite, aux, stage, chunk, capacity, key):
     self.method, self.suite, self.aux, self.stage, self.chunk = method, suite, aux, stage, chunk
-    self.fn = compiled_chunk(method.cfg.compute_dtype)
-    # Through a jitted copy: an eagerly reset MJX state shares buffers between its physics data and readouts (qpos,
-    # qvel), which the donating chunk refuses, and holds arrays that would make the 2nd call compile again.
-    state = jax.jit(lambda s: jax.tree.map(jnp.copy, s))(loop.init(key, method, suite))
+    state = loop.init(key, method, suite)
     self.state = state.replace(buffer=fill(state.buffer, jax.random.fold_in(key, 1)),
                                stage=jnp.asarray(stage, jnp.int32))
     self.best = float('inf')
 
   def call(self):
-    self.state = self.fn(self.state, self.aux, self.method, self.suite, self.stage, self.chunk, True)[0]
+    self.state = loop.offpolicy_chunk(self.state, self.aux, self.method, self.suite, self.stage, self.chunk, True)[0]
 
   def time(self, calls):
     """Seconds per epoch of `calls` consecutive chunks; keeps the best."""
@@ -81,8 +71,9 @@ class Chunk:
     self.best = min(self.best, (time.perf_counter() - start) / (calls * self.chunk))
 
   def hlo(self):
-    return self.fn.lower(self.state, self.aux, self.method, self.suite, self.stage, self.chunk,
-                         True).compile().as_text()
+    fn = loop._compiled(loop._offpolicy_chunk, loop.compute_dtype(self.method),  # pylint: disable=protected-access
+                        ('method', 'suite', 'stage', 'num_epochs', 'learn'), True)
+    return fn.lower(self.state, self.aux, self.method, self.suite, self.stage, self.chunk, True).compile().as_text()
 
 
 def run_benchmark(benchmark='halfcheetah_group', hidden=(400, 400), batch=256, capacity=1_000_000, epochs=50,

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ktm import checkpoint, replay, rollout, validate
+from ktm import checkpoint, networks, replay, rollout, validate
 from ktm.envs import EnvState, Suite
 from ktm.methods.base import Method, Stage
 
@@ -69,7 +69,9 @@ def init(key: jax.Array, method: Method, suite: Suite) -> RunState:
   learner_key, env_key, key = jax.random.split(key, 3)
   capacity = method.replay_capacity
   buffer = replay.init(suite.num_tasks, capacity, suite.obs_size, suite.act_size) if capacity else None
-  return RunState(learner=method.init(learner_key), buffer=buffer, env=suite.reset(env_key), key=key,
+  # Reset through jit: an eagerly reset MJX state shares buffers between its physics data and readouts, which the
+  # donating chunks refuse ("donate the same buffer twice").
+  return RunState(learner=method.init(learner_key), buffer=buffer, env=jax.jit(suite.reset)(env_key), key=key,
                   stage=jnp.zeros((), jnp.int32), epoch=jnp.zeros((), jnp.int32))
 
 
@@ -83,8 +85,43 @@ def all_finite(tree) -> jnp.ndarray:
   return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
-@functools.partial(jax.jit, static_argnames=('method', 'suite', 'stage', 'num_epochs', 'learn'), donate_argnums=0)
+def finite_flag(learner: Any, metrics: dict) -> jnp.ndarray:
+  """The NaN/Inf guard's flag: the learner and its losses are finite (train_return is NaN by design where no
+  episode ended, so it is left out)."""
+  return all_finite((learner, {k: v for k, v in metrics.items() if k != 'train_return'}))
+
+
+def compute_dtype(method: Method) -> str:
+  """The dtype of the method's network matmuls (its `cfg.compute_dtype`, else float32)."""
+  return getattr(getattr(method, 'cfg', None), 'compute_dtype', 'float32')
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled(fn: Callable, dtype: str, static_argnames: Tuple[str, ...], donate: bool) -> Callable:
+  """`fn` jitted with the XLA options its networks' dtype needs (bfloat16 on CPU needs XLA's bf16 dot kernels)."""
+  return jax.jit(fn, static_argnames=static_argnames, donate_argnums=0 if donate else (),
+                 compiler_options=networks.xla_compiler_options(dtype))
+
+
 def offpolicy_chunk(state: RunState, aux: Any, method: Method, suite: Suite, stage: int, num_epochs: int,
+                    learn: bool) -> Tuple[RunState, dict]:
+  """Compiled `_offpolicy_chunk` (the run state donated)."""
+  fn = _compiled(_offpolicy_chunk, compute_dtype(method), ('method', 'suite', 'stage', 'num_epochs', 'learn'), True)
+  return fn(state, aux, method, suite, stage, num_epochs, learn)
+
+
+def onpolicy_chunk(state: RunState, aux: Any, method: Method, suite: Suite, num_epochs: int) -> Tuple[RunState, dict]:
+  """Compiled `_onpolicy_chunk` (the run state donated)."""
+  fn = _compiled(_onpolicy_chunk, compute_dtype(method), ('method', 'suite', 'num_epochs'), True)
+  return fn(state, aux, method, suite, num_epochs)
+
+
+def evaluate(learner: Any, key: jax.Array, method: Method, eval_suite: Suite) -> jnp.ndarray:
+  """Deterministic returns [K, E] of the method's policy, one episode per env of `eval_suite` (compiled)."""
+  return _compiled(_evaluate, compute_dtype(method), ('method', 'eval_suite'), False)(learner, key, method, eval_suite)
+
+
+def _offpolicy_chunk(state: RunState, aux: Any, method: Method, suite: Suite, stage: int, num_epochs: int,
                     learn: bool) -> Tuple[RunState, dict]:
   """`num_epochs` epochs of an off-policy stage: env steps first (policy fixed), inserted into the donated replay,
   then (if `learn`) the epochs' updates, which read the replay without copying it."""
@@ -108,25 +145,20 @@ def offpolicy_chunk(state: RunState, aux: Any, method: Method, suite: Suite, sta
 
     learner, update_metrics = jax.lax.scan(body, learner, (jnp.arange(updates), jax.random.split(learn_key, updates)))
     metrics.update(_mean_over_scan(update_metrics))
-  # train_return is NaN by design where no episode ended; the guard looks at the learner and its losses only.
-  metrics['finite'] = all_finite((learner, {k: v for k, v in metrics.items() if k != 'train_return'}))
+  metrics['finite'] = finite_flag(learner, metrics)
   return RunState(learner=learner, buffer=buffer, env=env, key=key, stage=state.stage,
                   epoch=state.epoch + num_epochs), metrics
 
 
-@functools.partial(jax.jit, static_argnames=('method', 'suite', 'num_epochs'), donate_argnums=0)
-def onpolicy_chunk(state: RunState, aux: Any, method: Method, suite: Suite, num_epochs: int) -> Tuple[RunState, dict]:
+def _onpolicy_chunk(state: RunState, aux: Any, method: Method, suite: Suite, num_epochs: int) -> Tuple[RunState, dict]:
   """`num_epochs` epochs of the method's own rollouts and updates."""
   key, chunk_key = jax.random.split(state.key)
   learner, env, metrics = method.onpolicy_chunk(state.learner, state.env, chunk_key, suite, aux, num_epochs)
-  metrics = dict(metrics)
-  metrics['finite'] = all_finite((learner, {k: v for k, v in metrics.items() if k != 'train_return'}))
+  metrics = dict(metrics, finite=finite_flag(learner, metrics))
   return state.replace(learner=learner, env=env, key=key, epoch=state.epoch + num_epochs), metrics
 
 
-@functools.partial(jax.jit, static_argnames=('method', 'eval_suite'))
-def evaluate(learner: Any, key: jax.Array, method: Method, eval_suite: Suite) -> jnp.ndarray:
-  """Deterministic returns [K, E] of the method's policy, one episode per env of `eval_suite`."""
+def _evaluate(learner: Any, key: jax.Array, method: Method, eval_suite: Suite) -> jnp.ndarray:
   return rollout.evaluate(lambda params, obs, k: method.act(params, obs, k, False), learner, key, eval_suite)
 
 

@@ -172,3 +172,20 @@ def test_short_run_beats_a_random_policy(name):
                                                jax.random.key(0), eval_suite)).mean(axis=1)
   best = loop.best_returns(history)
   assert np.all(best >= random_returns + MARGIN), (best, random_returns)
+
+
+def test_the_loop_compiles_a_bfloat16_method_with_its_xla_options(suites, monkeypatch):
+  """Without networks.xla_compiler_options XLA:CPU runs bfloat16 dots in float32 (no speed-up): the loop must ask
+  for the method's dtype's options."""
+  suite, eval_suite = suites
+  asked = []
+  real = loop.networks.xla_compiler_options
+  monkeypatch.setattr(loop.networks, 'xla_compiler_options', lambda dtype: asked.append(dtype) or real(dtype))
+  loop._compiled.cache_clear()   # pylint: disable=protected-access
+  configs = dict(TINY['ideal'], cfg=dict(TINY_NET, compute_dtype='bfloat16'))
+  method = build('ideal', suite, None, configs)
+  assert loop.compute_dtype(method) == 'bfloat16' and real('bfloat16')    # CPU: a non-empty option set
+  state, history, _ = loop.train(method, suite, eval_suite, None, loop.LoopConfig(**LOOP))
+  assert set(asked) == {'bfloat16'} and len(history) == 2
+  assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(state.learner.actor_params))
+  loop._compiled.cache_clear()   # pylint: disable=protected-access
