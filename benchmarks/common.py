@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ktm import replay
+
 
 def machine_info() -> Dict[str, str]:
   import flax, optax, mujoco  # pylint: disable=import-outside-toplevel
@@ -56,6 +58,16 @@ def layer_matmul_gflops(rows: int, width: int, chain: int = 200, repeats: int = 
   f = jax.jit(lambda x: jax.lax.fori_loop(0, chain, lambda i, y: y @ w, x))
   block(f(x))
   return 2 * rows * width * width * chain / min(time_calls(lambda: f(x), repeats)) / 1e9
+
+
+def fill(buffer: replay.ReplayBuffer, key) -> replay.ReplayBuffer:
+  """A full buffer of random rows (the timing of sampling and updates does not depend on the values)."""
+  ks = jax.random.split(key, 3)
+  data = buffer.data.replace(obs=jax.random.normal(ks[0], buffer.data.obs.shape),
+                             next_obs=jax.random.normal(ks[1], buffer.data.next_obs.shape),
+                             action=jax.random.uniform(ks[2], buffer.data.action.shape, minval=-1, maxval=1),
+                             reward=jnp.ones(buffer.data.reward.shape))
+  return buffer.replace(data=data, size=jnp.full(buffer.size.shape, buffer.capacity, jnp.int32))
 
 
 def print_table(rows: Sequence[Dict[str, object]], columns: Sequence[str]) -> None:

@@ -30,16 +30,6 @@ SETTINGS = (('offline', 'sequential', None), ('online', 'sequential', 1), ('onli
             ('online', 'joint', None))
 
 
-def fill(buffer: replay.ReplayBuffer, key) -> replay.ReplayBuffer:
-  """A full buffer of random rows (the timing of sampling and updates does not depend on the values)."""
-  ks = jax.random.split(key, 3)
-  data = buffer.data.replace(obs=jax.random.normal(ks[0], buffer.data.obs.shape),
-                             next_obs=jax.random.normal(ks[1], buffer.data.next_obs.shape),
-                             action=jax.random.uniform(ks[2], buffer.data.action.shape, minval=-1, maxval=1),
-                             reward=jnp.ones(buffer.data.reward.shape))
-  return buffer.replace(data=data, size=jnp.full(buffer.size.shape, buffer.capacity, jnp.int32))
-
-
 def whole_buffer_copies(compiled_text: str, capacity: int) -> int:
   """HLO copy instructions whose shape has the buffer's capacity axis."""
   return len(re.findall(rf'= f32\[\d+,{capacity}[,\]][^=]*copy\(', compiled_text))
@@ -55,7 +45,7 @@ class Chunk:
   def __init__(self, method, suite, aux, stage, chunk, capacity, key):
     self.method, self.suite, self.aux, self.stage, self.chunk = method, suite, aux, stage, chunk
     state = loop.init(key, method, suite)
-    self.state = state.replace(buffer=fill(state.buffer, jax.random.fold_in(key, 1)),
+    self.state = state.replace(buffer=common.fill(state.buffer, jax.random.fold_in(key, 1)),
                                stage=jnp.asarray(stage, jnp.int32))
     self.best = float('inf')
 
@@ -87,7 +77,7 @@ def run_benchmark(benchmark='halfcheetah_group', hidden=(400, 400), batch=256, c
   teacher_cfg = td3.TD3Config(obs_size=suite.obs_size, act_size=suite.act_size, hidden_sizes=tuple(hidden))
   # Random stand-in teachers at padded sizes: the cost of their networks does not depend on their values.
   teacher_states = td3.init_many(jax.random.fold_in(key, 1), k, teacher_cfg)
-  teacher_buffer = fill(replay.init(k, capacity, suite.obs_size, suite.act_size), jax.random.fold_in(key, 2))
+  teacher_buffer = common.fill(replay.init(k, capacity, suite.obs_size, suite.act_size), jax.random.fold_in(key, 2))
   rows, copies = [], None
   for stage_name, combine, chunk in settings:
     chunk = chunk or epochs

@@ -25,16 +25,6 @@ ORDER = ('ktm', 'td3_mt', 'sac_mt', 'sharednet', 'gsurgery', 'a2c_mt')
 PAPER_HOURS = dict(ktm=12.0, td3_mt=11.5, sac_mt=25.0, gsurgery=31.0)   # the paper's P100 times (Sec. 4)
 
 
-def fill(buffer: replay.ReplayBuffer, key) -> replay.ReplayBuffer:
-  """A full buffer of random rows (timing does not depend on the values)."""
-  ks = jax.random.split(key, 3)
-  data = buffer.data.replace(obs=jax.random.normal(ks[0], buffer.data.obs.shape),
-                             next_obs=jax.random.normal(ks[1], buffer.data.next_obs.shape),
-                             action=jax.random.uniform(ks[2], buffer.data.action.shape, minval=-1, maxval=1),
-                             reward=jnp.ones(buffer.data.reward.shape))
-  return buffer.replace(data=data, size=jnp.full(buffer.size.shape, buffer.capacity, jnp.int32))
-
-
 def make(name, suite, preset, capacity, hidden, teacher_cfg):
   configs = {}
   for field, cls in runs.config_fields(METHODS[name]).items():
@@ -54,7 +44,7 @@ def seconds_per_epoch(method, suite, aux, stage, chunk, calls, repeats):
   """Best over `repeats` of the wall seconds per epoch of `calls` consecutive chunks (after a compile call)."""
   state = loop.init(jax.random.key(0), method, suite)
   if state.buffer is not None:
-    state = state.replace(buffer=fill(state.buffer, jax.random.key(1)))
+    state = state.replace(buffer=common.fill(state.buffer, jax.random.key(1)))
   state = state.replace(stage=jnp.asarray(stage, jnp.int32))
   if method.stages()[stage].kind == 'onpolicy':
     run = lambda s: loop.onpolicy_chunk(s, aux, method, suite, chunk)[0]
@@ -98,7 +88,7 @@ def main():
     a2c_suite = None
     preset = presets.METHODS[name][args.preset]
     method = make(name, suite, preset, args.capacity, hidden, teacher_cfg)
-    teacher_buffer = fill(replay.init(suite.num_tasks, args.capacity, suite.obs_size, suite.act_size),
+    teacher_buffer = common.fill(replay.init(suite.num_tasks, args.capacity, suite.obs_size, suite.act_size),
                           jax.random.key(3)) if method.uses_teachers and method.replay_capacity else None
     aux = method.make_aux(teachers.Teachers(states=teacher_states, buffer=teacher_buffer, cfg=teacher_cfg, meta=()))
     stages = [i for i, s in enumerate(method.stages()) if s.epochs]

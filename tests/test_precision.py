@@ -10,8 +10,9 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from ktm import networks, replay, td3
+from ktm import networks, td3
 from tests import numpy_ref
+from tests import test_td3 as td3_tests
 
 OBS, ACT, HIDDEN = 11, 3, (64, 48)
 F32 = td3.TD3Config(obs_size=OBS, act_size=ACT, hidden_sizes=HIDDEN, batch_size=32)
@@ -36,14 +37,6 @@ def emulated_mlp(params, x):
   return x.astype(np.float64)
 
 
-def random_batch(key, cfg, batch_size):
-  ks = jax.random.split(key, 4)
-  return replay.Transition(
-      obs=jax.random.normal(ks[0], (batch_size, cfg.obs_size)),
-      action=jax.random.uniform(ks[1], (batch_size, cfg.act_size), minval=-1, maxval=1),
-      reward=jax.random.normal(ks[2], (batch_size,)),
-      next_obs=jax.random.normal(ks[3], (batch_size, cfg.obs_size)),
-      terminated=jnp.zeros(batch_size))
 
 
 def test_compute_dtype_is_validated():
@@ -83,7 +76,7 @@ def test_bf16_actor_matches_emulation_and_stays_close_to_f32():
 
 def test_bf16_twin_critic_matches_emulation():
   params = td3.init(jax.random.key(3), BF16).critic_params
-  batch = random_batch(jax.random.key(4), BF16, 64)
+  batch = td3_tests.random_batch(jax.random.key(4), 64, BF16)
   q = np.asarray(td3.twin_q(params, batch.obs, batch.action, BF16), np.float64)
   inputs = np.concatenate([batch.obs, batch.action], axis=-1)
   for j in range(2):
@@ -109,7 +102,7 @@ def test_bf16_matmul_gradients_are_bf16_products_accumulated_in_f32():
 
 def test_params_and_optimizer_state_stay_f32_after_updates():
   state = td3.init_many(jax.random.key(8), 2, BF16)
-  batches = jax.vmap(lambda k: random_batch(k, BF16, 32))(jax.random.split(jax.random.key(9), 2))
+  batches = jax.vmap(lambda k: td3_tests.random_batch(k, 32, BF16))(jax.random.split(jax.random.key(9), 2))
   # Compiled as the loop compiles bfloat16 programs (on CPU: XLA's bfloat16 dot kernels, which reject some dot
   # forms at run time, so this also checks the networks only produce forms they take).
   update = jax.jit(lambda s, b: td3.update_many(s, b, BF16),
@@ -145,7 +138,7 @@ def test_update_dots_use_the_compute_dtype(cfg):
   """Every matmul of a TD3 update (target, critic and actor forward and backward passes) takes `compute_dtype`
   inputs and returns float32."""
   state = td3.init(jax.random.key(10), cfg)
-  batch = random_batch(jax.random.key(11), cfg, 32)
+  batch = td3_tests.random_batch(jax.random.key(11), 32, cfg)
   dots = _dots(lambda s, b: td3.update(s, b, cfg), state, batch)
   # 28 matmuls are needed: target 3 + 3; critic 3 forward, 3 weight and 2 input gradients; actor step 3 + 3
   # forward, Q1's 3 input gradients (down to the action), actor's 3 weight and 2 input gradients. The bfloat16

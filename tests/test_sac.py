@@ -10,6 +10,7 @@ import pytest
 from ktm import padding, replay
 from ktm.methods import base, sac
 from tests import numpy_ref
+from tests.test_td3 import tree_equal
 
 TASKS = base.TaskInfo(('small', 'large'), obs_dims=(3, 5), act_dims=(1, 2))
 CFG = sac.SACConfig(hidden_sizes=(16, 8), batch_size=6)
@@ -301,14 +302,6 @@ def test_act_explores_with_samples_and_evaluates_with_tanh_mean(state):
 
 
 # ---- determinism ----
-
-def _plain(x):
-  return jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x
-
-
-def tree_equal(a, b):
-  return all(jax.tree.leaves(jax.tree.map(lambda x, y: bool(jnp.array_equal(_plain(x), _plain(y))), a, b)))
-
 
 @pytest.mark.parametrize('combine', ['sequential', 'joint'])
 def test_same_seed_same_bits(combine):

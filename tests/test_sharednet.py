@@ -8,6 +8,7 @@ import pytest
 from ktm import padding, replay, td3
 from ktm.methods import base, sharednet
 from tests import numpy_ref
+from tests.test_td3 import tree_equal
 
 TASKS = base.TaskInfo(('small', 'large'), obs_dims=(3, 5), act_dims=(1, 2))
 CFG = sharednet.SharedNetConfig(hidden_sizes=(16, 8), batch_size=6)
@@ -192,14 +193,6 @@ def test_task_loss_has_zero_gradient_on_other_tasks_layers(state):
 
 
 # ---- TD3 update ----
-
-def _plain(x):
-  return jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x
-
-
-def tree_equal(a, b):
-  return all(jax.tree.leaves(jax.tree.map(lambda x, y: bool(jnp.array_equal(_plain(x), _plain(y))), a, b)))
-
 
 def test_update_is_td3_with_policy_delay_and_summed_losses(state):
   update = jax.jit(sharednet.update, static_argnames=('tasks', 'cfg'))
