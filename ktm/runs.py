@@ -113,22 +113,20 @@ def check_workdir_writable(workdir: str) -> None:
     raise PermissionError(f'cannot write to {path} (--workdir={workdir}): permission denied')
 
 
-def check_resources(method: Method, suite: Suite, workdir: str, teacher_rows: int = 0) -> None:
-  """Before anything is allocated or written: MemoryError (one line) if the replay buffers would not fit in free
-  memory, OSError (ENOSPC) if the disk under WORKDIR cannot hold three checkpoints of them (orbax writes the new one
+def check_resources(method: Method, suite: Suite, workdir: str) -> None:
+  """Before anything is allocated or written: MemoryError (one line) if the method's replay would not fit in free
+  memory, OSError (ENOSPC) if the disk under WORKDIR cannot hold three checkpoints of it (orbax writes the new one
   before it deletes the oldest of the two it keeps)."""
-  own = replay.buffer_bytes(suite.num_tasks, method.replay_capacity, suite.obs_size, suite.act_size) \
+  need = replay.buffer_bytes(suite.num_tasks, method.replay_capacity, suite.obs_size, suite.act_size) \
       if method.replay_capacity else 0
-  teacher = replay.buffer_bytes(suite.num_tasks, teacher_rows, suite.obs_size, suite.act_size) if teacher_rows else 0
-  replay.check_fits(own + teacher, f'{method.name} replay ({suite.num_tasks} tasks x {method.replay_capacity:,} '
-                                   f'transitions{" + the teachers replay" if teacher_rows else ""})')
+  replay.check_fits(need, f'{method.name} replay ({suite.num_tasks} tasks x {method.replay_capacity:,} transitions)')
   path = os.path.abspath(workdir)
   while not os.path.exists(path):
     path = os.path.dirname(path)
   stat = os.statvfs(path)
-  free, need = stat.f_bavail * stat.f_frsize, 3 * own
-  if need > free:
-    raise OSError(errno.ENOSPC, f'checkpoints of this run need about {need / 2**30:.2f} GiB but {path} has '
+  free = stat.f_bavail * stat.f_frsize
+  if 3 * need > free:
+    raise OSError(errno.ENOSPC, f'checkpoints of this run need about {3 * need / 2**30:.2f} GiB but {path} has '
                                 f'{free / 2**30:.2f} GiB free; lower the replay capacity or choose another --workdir')
 
 
@@ -174,8 +172,11 @@ def provenance() -> dict:
                       f'cores; jax {jax.__version__} on {device.platform} ({device.device_kind})')
 
 
-def results_table(task_names, student_returns, teacher_returns) -> List[dict]:
-  return [dict(name=n, student_return=float(s), teacher_return=float(t), ratio=float(s / t) if t else float('nan'))
+def results_table(task_names, student_returns, teacher_returns=None) -> List[dict]:
+  """Rows {name, student_return, teacher_return, ratio}; teacher_return and ratio are None without teachers."""
+  teacher_returns = [None] * len(task_names) if teacher_returns is None else teacher_returns
+  return [dict(name=n, student_return=float(s), teacher_return=None if t is None else float(t),
+               ratio=None if t is None else (float(s / t) if t else float('nan')))
           for n, s, t in zip(task_names, student_returns, teacher_returns)]
 
 
@@ -246,9 +247,8 @@ def train(method: Method, benchmark: str, suite: Suite, loop_cfg: loop.LoopConfi
   check_workdir_writable(workdir)
   config = run_config(method, benchmark, loop_cfg, teacher_dir)
   resuming = check_config(workdir, config)
-  teacher_rows = int(teachers.buffer.capacity) if teachers is not None else 0
   if not resuming:
-    check_resources(method, suite, workdir, teacher_rows)
+    check_resources(method, suite, workdir)
   eval_suite = make_suite(benchmark, num_envs=loop_cfg.eval_episodes, backend=backend)
   aux = method.make_aux(teachers)
   stages = method.stages()
@@ -286,7 +286,8 @@ def run(method_name: str, benchmark: str, configs: Dict[str, Any], loop_cfg: loo
              for name, cls in config_fields(METHODS[method_name]).items() for kwargs in [configs.get(name, {})]}
   method = build_method(method_name, tasks, configs)          # validates every config before any work
   check_workdir_writable(workdir)
-  check_config(workdir, run_config(method, benchmark, loop_cfg, teacher_dir))
+  if not check_config(workdir, run_config(method, benchmark, loop_cfg, teacher_dir)):
+    check_resources(method, suite, workdir)                   # before the teachers are trained or loaded
   metas = teachers = None
   if method.uses_teachers or (teacher_dir and teacher_preset is not None):
     metas = ensure_teachers(benchmark, suite, teacher_dir, teacher_preset, backend, tensorboard, progress_bar,
@@ -299,10 +300,8 @@ def run(method_name: str, benchmark: str, configs: Dict[str, Any], loop_cfg: loo
   state, history, wall = train(method, benchmark, suite, loop_cfg, workdir, teachers, backend, tensorboard,
                                progress_bar, exit_after_checkpoint, teacher_dir=teacher_dir)
   del state
-  reference = teacher_returns(metas) if metas is not None else [None] * suite.num_tasks
-  rows = [dict(r, teacher_return=None, ratio=None) if t is None else r
-          for r, t in zip(results_table(suite.task_names, loop.best_returns(history),
-                                        [t or 0.0 for t in reference]), reference)]
+  rows = results_table(suite.task_names, loop.best_returns(history),
+                       None if metas is None else teacher_returns(metas))
   results = dict(benchmark=benchmark, method=method.name, seed=loop_cfg.seed, tasks=rows, wall_seconds=wall,
                  **provenance())
   checkpoint.write_json(os.path.join(workdir, RESULTS_FILE), results)
@@ -345,7 +344,7 @@ def evaluate_checkpoint(workdir: str, episodes: Optional[int] = None, evaluate_t
   key = jax.random.key(seed)
   returns = np.asarray(loop.evaluate(learner, key, method, eval_suite)).mean(axis=1)
   teacher_dir = config.get('teacher_dir')
-  reference = [None] * eval_suite.num_tasks
+  reference = None
   if teacher_dir and teachers_lib.complete(teacher_dir):
     if evaluate_teachers:
       teachers = teachers_lib.load(teacher_dir, eval_suite)
@@ -354,5 +353,4 @@ def evaluate_checkpoint(workdir: str, episodes: Optional[int] = None, evaluate_t
       reference = teacher_returns(teachers_lib.load_metas(teacher_dir, eval_suite))
   elif evaluate_teachers:
     raise FileNotFoundError(f'run {workdir} has no teachers to evaluate')
-  rows = results_table(eval_suite.task_names, returns, [0.0 if r is None else r for r in reference])
-  return [dict(r, teacher_return=None, ratio=None) if t is None else r for r, t in zip(rows, reference)]
+  return results_table(eval_suite.task_names, returns, reference)
