@@ -244,8 +244,7 @@ def _restore(manager, state):
   if manager is None or manager.latest_step() is None:
     return state, [], 0.0, None
   state, extra = manager.restore(state)
-  step = getattr(manager, 'restored_step', None)
-  return state, extra['history'], extra['wall_seconds'], manager.latest_step() if step is None else step
+  return state, extra['history'], extra['wall_seconds'], manager.restored_step
 
 
 def train(method: Method, suite: Suite, eval_suite: Suite, aux: Any, cfg: LoopConfig,
