@@ -8,3 +8,16 @@ import jax  # noqa: E402
 jax.config.update('jax_compilation_cache_dir',
                   os.environ.get('KTM_JAX_CACHE', os.path.join(os.path.expanduser('~'), '.cache', 'ktm-jax')))
 jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
+
+import pytest  # noqa: E402
+
+
+def pytest_collection_modifyitems(config, items):
+  """`slow` tests (long versions of tests that also have a short one in the default run) run with KTM_SLOW=1."""
+  del config
+  if os.environ.get('KTM_SLOW') == '1':
+    return
+  skip = pytest.mark.skip(reason='slow: long version of a tested behaviour; run with KTM_SLOW=1')
+  for item in items:
+    if 'slow' in item.keywords:
+      item.add_marker(skip)

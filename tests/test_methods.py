@@ -159,7 +159,6 @@ NUM_ENVS = {'a2c_mt': 8}
 MARGIN = 20.0
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize('name', sorted(n for n in LEARN if n in METHODS))
 def test_short_run_beats_a_random_policy(name):
   num_envs = NUM_ENVS.get(name, 1)
