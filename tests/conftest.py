@@ -9,7 +9,19 @@ jax.config.update('jax_compilation_cache_dir',
                   os.environ.get('KTM_JAX_CACHE', os.path.join(os.path.expanduser('~'), '.cache', 'ktm-jax')))
 jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
 
+import gc  # noqa: E402
+
 import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope='module')
+def _free_compiled_programs():
+  """Drops JAX's in-memory compiled programs after each test module: one process runs every test, and keeping all
+  executables (MJX programs are large) grows its memory through the run; the persistent cache still serves
+  recompiles."""
+  yield
+  jax.clear_caches()
+  gc.collect()
 
 
 def pytest_collection_modifyitems(config, items):
