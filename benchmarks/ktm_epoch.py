@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from benchmarks import common
-from ktm import loop, replay, td3, teachers
+from ktm import loop, replay, sweep, td3, teachers
 from ktm.envs import make_suite
 from ktm.methods import TaskInfo
 from ktm.methods.ktm_drl import OFFLINE, ONLINE, KTMConfig, KTMMethod
@@ -31,8 +31,8 @@ SETTINGS = (('offline', 'sequential', None), ('online', 'sequential', 1), ('onli
 
 
 def whole_buffer_copies(compiled_text: str, capacity: int) -> int:
-  """HLO copy instructions whose shape has the buffer's capacity axis."""
-  return len(re.findall(rf'= f32\[\d+,{capacity}[,\]][^=]*copy\(', compiled_text))
+  """HLO copy instructions whose shape has the buffer's capacity axis (after the member and task axes)."""
+  return len(re.findall(rf'= f32\[(?:\d+,)+{capacity}[,\]][^=]*copy\(', compiled_text))
 
 
 class Chunk:
@@ -44,9 +44,9 @@ class Chunk:
 
   def __init__(self, method, suite, aux, stage, chunk, capacity, key):
     self.method, self.suite, self.aux, self.stage, self.chunk = method, suite, aux, stage, chunk
-    state = loop.init(key, method, suite)
-    self.state = state.replace(buffer=common.fill(state.buffer, jax.random.fold_in(key, 1)),
-                               stage=jnp.asarray(stage, jnp.int32))
+    state = loop.init_members(sweep.single(0), method, suite)     # one member: a plain run
+    buffer = common.fill(loop.member(state.buffer, 0), jax.random.fold_in(key, 1))
+    self.state = state.replace(buffer=jax.tree.map(lambda x: x[None], buffer), stage=jnp.asarray(stage, jnp.int32))
     self.best = float('inf')
 
   def call(self):
@@ -62,8 +62,9 @@ class Chunk:
 
   def hlo(self):
     fn = loop._compiled(loop._offpolicy_chunk, loop.compute_dtype(self.method),  # pylint: disable=protected-access
-                        ('method', 'suite', 'stage', 'num_epochs', 'learn'), True)
-    return fn.lower(self.state, self.aux, self.method, self.suite, self.stage, self.chunk, True).compile().as_text()
+                        ('method', 'suite', 'stage', 'num_epochs', 'learn', 'aux_axis', 'mesh'), True)
+    return fn.lower(self.state, {}, self.aux, method=self.method, suite=self.suite, stage=self.stage,
+                    num_epochs=self.chunk, learn=True, aux_axis=None, mesh=None).compile().as_text()
 
 
 def run_benchmark(benchmark='halfcheetah_group', hidden=(400, 400), batch=256, capacity=1_000_000, epochs=50,

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from benchmarks import common
-from ktm import loop, presets, replay, runs, td3, teachers
+from ktm import loop, presets, replay, runs, sweep, td3, teachers
 from ktm.envs import make_suite
 from ktm.methods import METHODS, TaskInfo
 
@@ -42,9 +42,10 @@ def make(name, suite, preset, capacity, hidden, teacher_cfg):
 
 def seconds_per_epoch(method, suite, aux, stage, chunk, calls, repeats):
   """Best over `repeats` of the wall seconds per epoch of `calls` consecutive chunks (after a compile call)."""
-  state = loop.init(jax.random.key(0), method, suite)
+  state = loop.init_members(sweep.single(0), method, suite)     # one member: a plain run
   if state.buffer is not None:
-    state = state.replace(buffer=common.fill(state.buffer, jax.random.key(1)))
+    state = state.replace(buffer=jax.tree.map(lambda x: x[None],
+                                              common.fill(loop.member(state.buffer, 0), jax.random.key(1))))
   state = state.replace(stage=jnp.asarray(stage, jnp.int32))
   if method.stages()[stage].kind == 'onpolicy':
     run = lambda s: loop.onpolicy_chunk(s, aux, method, suite, chunk)[0]

@@ -123,6 +123,38 @@ def define_run_flags(preset_names: Iterable[str], workdir_help: str) -> None:
                     'GPU/TPU).')
   flags.DEFINE_boolean('tensorboard', True, 'Also write TensorBoard event files.')
   flags.DEFINE_boolean('progress_bar', True, 'Show a progress bar.')
+  define_sweep_flags()
+
+
+def define_sweep_flags() -> None:
+  """--seeds, --sweep and the multi-host flags (see ktm/sweep.py)."""
+  flags.DEFINE_integer('seeds', 1, 'Sweep members per setting, trained in ONE program: seeds seed, seed + 1, ...',
+                       lower_bound=1)
+  flags.DEFINE_multi_string('sweep', [], 'NAME=v1,v2,... : train every value of the float setting NAME (repeat the '
+                            'flag for a grid; times --seeds) in the same program, e.g. --sweep=alpha=0,0.5,1. '
+                            'Structural settings (sizes, batch, epochs, capacities, modes) need separate runs.')
+  flags.DEFINE_string('coordinator_address', None, 'Multi-host sweeps: host:port of process 0 for '
+                      'jax.distributed.initialize; every process runs the same command with its own --process_id.')
+  flags.DEFINE_integer('num_processes', None, 'Multi-host sweeps: how many processes take part.')
+  flags.DEFINE_integer('process_id', None, "Multi-host sweeps: this process's index, 0 .. num_processes - 1.")
+
+
+def sweep_from_flags(seed: int, flag_values=flags.FLAGS):
+  """The run's members from --seeds / --sweep, after joining the other processes when --coordinator_address is
+  given (jax.distributed; on CPU, collectives over gloo)."""
+  from ktm import sweep  # pylint: disable=import-outside-toplevel
+  members = sweep.grid(seed, flag_values.seeds, flag_values.sweep)
+  distributed = (flag_values.coordinator_address, flag_values.num_processes, flag_values.process_id)
+  if any(v is not None for v in distributed):
+    if any(v is None for v in distributed):
+      raise ValueError('a multi-host sweep needs --coordinator_address, --num_processes and --process_id')
+    if not 0 <= flag_values.process_id < flag_values.num_processes:
+      raise ValueError(f'--process_id={flag_values.process_id} is not allowed: must be in 0 .. '
+                       f'{flag_values.num_processes - 1}')
+    import jax  # pylint: disable=import-outside-toplevel
+    jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+    jax.distributed.initialize(flag_values.coordinator_address, flag_values.num_processes, flag_values.process_id)
+  return members
 
 
 def _one_line(text: str, limit: int = 600) -> str:

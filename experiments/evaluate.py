@@ -2,6 +2,7 @@ r"""Evaluate the newest checkpoint of any method's run directory and print the p
 
   python experiments/evaluate.py --checkpoint=/tmp/ktm/quick
   python experiments/evaluate.py --checkpoint=/tmp/ktm/quick --episodes=20 --teachers   # re-evaluate teachers too
+  python experiments/evaluate.py --checkpoint=/tmp/ktm/sweep --member=3                  # one member of a sweep
 
 The teacher column is the teachers' best training evaluation unless --teachers evaluates them now.
 """
@@ -17,6 +18,7 @@ flags.DEFINE_integer('episodes', None, "Deterministic episodes per task (default
 flags.DEFINE_boolean('teachers', False, 'Also evaluate the teachers now (else use their training evaluations).')
 flags.DEFINE_enum('backend', 'auto', ['auto', 'mjx', 'native'], 'Physics backend (auto: native on CPU).')
 flags.DEFINE_integer('seed', 0, 'Evaluation seed.')
+flags.DEFINE_integer('member', None, 'The sweep member to evaluate (default: every member, one table each).')
 FLAGS = flags.FLAGS
 
 
@@ -24,8 +26,12 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)   # orbax logs every checkpoint step at INFO
-  runs.print_table(runs.evaluate_checkpoint(FLAGS.checkpoint, FLAGS.episodes, FLAGS.teachers, FLAGS.backend,
-                                            FLAGS.seed))
+  tables = runs.evaluate_checkpoint(FLAGS.checkpoint, FLAGS.episodes, FLAGS.teachers, FLAGS.backend, FLAGS.seed,
+                                    FLAGS.member)
+  for table in tables:
+    if len(tables) > 1 or table['member']:
+      print(f"member {table['member']}: seed {table['seed']}" + ''.join(f' {k}={v:g}' for k, v in table['values'].items()))
+    runs.print_table(table['tasks'])
 
 
 if __name__ == '__main__':

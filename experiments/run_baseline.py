@@ -60,7 +60,7 @@ def main(argv):
   teacher_dir = FLAGS.teacher_dir or os.path.join(FLAGS.workdir, 'teachers_run')
   runs.run(FLAGS.method, FLAGS.benchmark or preset['benchmark'], configs, loop_cfg, FLAGS.workdir, teacher_dir,
            presets.TEACHERS[preset['teachers']], FLAGS.backend, FLAGS.tensorboard, FLAGS.progress_bar,
-           FLAGS.exit_after_checkpoint)
+           FLAGS.exit_after_checkpoint, config_flags.sweep_from_flags(loop_cfg.seed))
 
 
 if __name__ == '__main__':

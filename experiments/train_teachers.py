@@ -34,7 +34,8 @@ def main(argv):
   schedule_kwargs = {**preset['schedule'], **config_flags.overrides(OffPolicySchedule)}
   loop_cfg = config_flags.build(loop.LoopConfig, preset['loop'])
   runs.train_teachers(FLAGS.benchmark or preset['benchmark'], td3_kwargs, schedule_kwargs, loop_cfg, FLAGS.workdir,
-                      FLAGS.backend, FLAGS.tensorboard, FLAGS.progress_bar, FLAGS.exit_after_checkpoint)
+                      FLAGS.backend, FLAGS.tensorboard, FLAGS.progress_bar, FLAGS.exit_after_checkpoint,
+                      config_flags.sweep_from_flags(loop_cfg.seed))
 
 
 if __name__ == '__main__':

@@ -22,7 +22,9 @@ from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 
 MANIFEST = 'ktm_manifest.json'
 _BLOCK = 8 << 20
@@ -32,20 +34,57 @@ class CheckpointError(RuntimeError):
   """A checkpoint file or directory exists but cannot be read (corrupt, incomplete or of another shape)."""
 
 
+def _is_key(x) -> bool:
+  return jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def _storable(x):
+  """PRNG keys as their uint32 key data (numpy when this process holds all of it: orbax refuses host-local
+  jax.Arrays across processes)."""
+  if _is_key(x):
+    x = jax.random.key_data(x)
+    if jax.process_count() > 1 and x.is_fully_addressable:
+      x = np.asarray(x)
+  return x
+
+
 def _flat(tree: Any) -> dict:
-  """{'path/to/leaf': leaf} without zero-size leaves (orbax cannot save those; `_unflat` recreates them)."""
+  """{'path/to/leaf': leaf} without zero-size leaves (orbax cannot save those; `_unflat` recreates them), PRNG keys
+  as their key data."""
   leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-  return {jax.tree_util.keystr(p): x for p, x in leaves if x.size > 0}
+  return {jax.tree_util.keystr(p): _storable(x) for p, x in leaves if x.size > 0}
 
 
 def _unflat(flat: dict, like: Any) -> Any:
   paths, treedef = jax.tree_util.tree_flatten_with_path(like)
-  leaves = [flat[jax.tree_util.keystr(p)] if x.size > 0 else jnp.zeros(x.shape, x.dtype) for p, x in paths]
+  leaves = []
+  for p, x in paths:
+    if x.size == 0:
+      leaves.append(jnp.zeros(x.shape, x.dtype))
+    else:
+      value = flat[jax.tree_util.keystr(p)]
+      leaves.append(jax.random.wrap_key_data(value) if _is_key(x) else value)
   return jax.tree.unflatten(treedef, leaves)
 
 
 def _abstract(like: Any) -> dict:
-  return _flat(jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), like))
+  def one(x):
+    sharding = getattr(x, 'sharding', None)
+    if _is_key(x):
+      data = jax.eval_shape(jax.random.key_data, jax.ShapeDtypeStruct(x.shape, x.dtype))
+      return jax.ShapeDtypeStruct(data.shape, data.dtype, sharding=sharding)
+    return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
+  paths = jax.tree_util.tree_flatten_with_path(like)[0]
+  return {jax.tree_util.keystr(p): one(x) for p, x in paths if x.size > 0}
+
+
+def _single_process_checkpointer() -> ocp.StandardCheckpointer:
+  """A checkpointer for this process's own files (teacher sets): across processes, no barriers with the others."""
+  if jax.process_count() == 1:
+    return ocp.StandardCheckpointer()
+  me = jax.process_index()
+  return ocp.StandardCheckpointer(multiprocessing_options=ocp.options.MultiprocessingOptions(
+      primary_host=me, active_processes={me}, barrier_sync_key_prefix=f'ktm-process-{me}'))
 
 
 def _sha256(path: str) -> str:
@@ -140,7 +179,7 @@ def _orbax_call(directory: str) -> Iterator[None]:
 def save_pytree(path: str, tree: Any) -> None:
   """Writes `tree` (arrays, PRNG keys, scalars) to a new orbax checkpoint directory at `path`, then its manifest."""
   path = os.path.abspath(path)
-  checkpointer = ocp.StandardCheckpointer()
+  checkpointer = _single_process_checkpointer()
   try:
     with _orbax_call(path):
       checkpointer.save(path, _flat(tree))
@@ -157,7 +196,7 @@ def restore_pytree(path: str, like: Any) -> Any:
   if not os.path.isdir(path):
     raise FileNotFoundError(f'checkpoint not found: {path}')
   verify(path)
-  checkpointer = ocp.StandardCheckpointer()
+  checkpointer = _single_process_checkpointer()
   try:
     with _orbax_call(path):
       return _unflat(checkpointer.restore(path, _abstract(like)), like)
@@ -262,7 +301,12 @@ class CheckpointManager:
       self._manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(_flat(state)),
                                                          extra=ocp.args.JsonSave(extra)))
       self._manager.wait_until_finished()
-    write_manifest(self.step_directory(step))
+    if jax.process_count() > 1:   # every process has written its shards; one writes the manifest
+      multihost_utils.sync_global_devices(f'ktm checkpoint {step} written')
+    if jax.process_index() == 0:
+      write_manifest(self.step_directory(step))
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices(f'ktm checkpoint {step} manifest')
 
   def _restore_step(self, like: Any, step: int) -> Tuple[Any, Any]:
     """Checkpoint `step` after verifying it; CheckpointError('<what is wrong>') if it is not usable."""

@@ -11,21 +11,29 @@ guard after every chunk, SIGTERM / SIGINT saving a checkpoint at the next chunk 
 valid checkpoint.
 """
 
+import collections
 import dataclasses
 import functools
 import os
 import signal
 import time
+import warnings
 from typing import Any, Callable, List, Optional, Tuple
 
 import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from ktm import checkpoint, networks, replay, rollout, validate
+from ktm import sweep as sweep_lib
 from ktm.envs import EnvState, Suite
 from ktm.methods.base import Method, Stage
+from ktm.sweep import Sweep
+
+MEMBER_AXIS = 'member'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,13 +54,18 @@ class LoopConfig:
 
 @flax.struct.dataclass
 class RunState:
-  """Everything a run carries between chunks (and checkpoints)."""
-  learner: Any                          # the method's state
-  buffer: Optional[replay.ReplayBuffer]  # online replay [K, capacity] (None for on-policy methods)
-  env: EnvState                         # [K, E]
-  key: jax.Array
+  """Everything a run carries between chunks (and checkpoints). The arrays of a sweep's S members carry a leading
+  member axis [S, ...]; `stage` and `epoch` are shared (members run in lockstep)."""
+  learner: Any                          # the method's state [S, ...]
+  buffer: Optional[replay.ReplayBuffer]  # online replay [S, K, capacity] (None for on-policy methods)
+  env: EnvState                         # [S, K, E]
+  key: jax.Array                        # [S]
   stage: jnp.ndarray                    # int32 index into method.stages(); len(stages) when done
   epoch: jnp.ndarray                    # int32 epochs done in the current stage
+
+
+# The member-axis position of each RunState field (None: shared by all members), as `vmap` axes.
+STATE_AXES = RunState(learner=0, buffer=0, env=0, key=0, stage=None, epoch=None)
 
 
 class TrainingDiverged(ValueError):
@@ -65,14 +78,75 @@ class Interrupted(Exception):
 
 
 def init(key: jax.Array, method: Method, suite: Suite) -> RunState:
-  """The method's fresh state, an empty replay (if it has one) and reset envs."""
+  """ONE member's fresh state (no member axis): the method's state, an empty replay (if it has one), reset envs."""
   learner_key, env_key, key = jax.random.split(key, 3)
   capacity = method.replay_capacity
   buffer = replay.init(suite.num_tasks, capacity, suite.obs_size, suite.act_size) if capacity else None
-  # Reset through jit: an eagerly reset MJX state shares buffers between its physics data and readouts, which the
-  # donating chunks refuse ("donate the same buffer twice").
-  return RunState(learner=method.init(learner_key), buffer=buffer, env=jax.jit(suite.reset)(env_key), key=key,
+  return RunState(learner=method.init(learner_key), buffer=buffer, env=suite.reset(env_key), key=key,
                   stage=jnp.zeros((), jnp.int32), epoch=jnp.zeros((), jnp.int32))
+
+
+def member_key(seed: jax.Array, stream: int) -> jax.Array:
+  """fold_in(key(seed), stream): stream 0 seeds the run state, stream 1 the evaluations."""
+  return jax.random.fold_in(jax.random.key(seed), stream)
+
+
+def init_members(sweep: Sweep, method: Method, suite: Suite, mesh: Optional[Mesh] = None) -> RunState:
+  """The sweep's fresh run state: member m is `init` with its seed and swept values, all members in one program
+  (jitted: an eagerly reset MJX state shares buffers between physics data and readouts, which donation refuses)."""
+  fn = _members(lambda seed, values: init(member_key(seed, 0), sweep_lib.with_values(method, values), suite),
+                (0, 0), STATE_AXES, mesh)
+  return jax.jit(fn)(*global_arrays((seeds_array(sweep), sweep.hparams()), (0, 0), mesh))
+
+
+def seeds_array(sweep: Sweep) -> np.ndarray:
+  return np.asarray(sweep.seeds, np.int32)
+
+
+def global_arrays(tree: Any, axes: Any, mesh: Optional[Mesh]) -> Any:
+  """Host data as arrays of the mesh, split over its member axis where `axes` says 0 and replicated elsewhere. Only
+  needed across processes (jax.distributed), where every input of a program must be a global array; with one
+  process the tree is returned as it is."""
+  if mesh is None or jax.process_count() == 1:
+    return tree
+
+  def one(x, spec):
+    if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+      return jax.random.wrap_key_data(one(jax.random.key_data(x), spec), impl=jax.random.key_impl(x))
+    data = np.asarray(x)
+    return jax.make_array_from_callback(data.shape, NamedSharding(mesh, spec), lambda index: data[index])
+
+  return jax.tree.map(one, tree, _broadcast_specs(_specs(axes), tree))
+
+
+def _broadcast_specs(specs, tree):
+  """`specs` (a prefix of `tree`) expanded to one PartitionSpec per leaf of `tree`."""
+  return jax.tree.map(lambda s, sub: jax.tree.map(lambda _: s, sub), specs, tree, is_leaf=lambda s: isinstance(s, P))
+
+
+def to_host(tree: Any) -> Any:
+  """numpy values of (possibly sharded) arrays; across processes, gathered from all of them."""
+  if jax.process_count() > 1:
+    return multihost_utils.process_allgather(tree, tiled=True)
+  return jax.device_get(tree)
+
+
+def member(tree: Any, m: int) -> Any:
+  """Member m's slice of a tree with a leading member axis (e.g. `state.learner`)."""
+  return jax.tree.map(lambda x: x[m], tree)
+
+
+def host_members(tree: Any) -> Any:
+  """numpy copies of every member's arrays (PRNG keys kept as keys); across processes, gathered from all."""
+  is_key = lambda x: jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+  data = to_host(jax.tree.map(lambda x: jax.random.key_data(x) if is_key(x) else x, tree))
+  return jax.tree.map(lambda x, d: jax.random.wrap_key_data(d) if is_key(x) else d, tree, data)
+
+
+def member_state(state: RunState, m: int) -> RunState:
+  """Member m's run state (no member axis), as `init` gives one member."""
+  return state.replace(learner=member(state.learner, m), buffer=member(state.buffer, m), env=member(state.env, m),
+                       key=state.key[m])
 
 
 def _mean_over_scan(metrics):
@@ -96,6 +170,19 @@ def compute_dtype(method: Method) -> str:
   return getattr(getattr(method, 'cfg', None), 'compute_dtype', 'float32')
 
 
+def _specs(axes):
+  return jax.tree.map(lambda a: P(MEMBER_AXIS) if a == 0 else P(), axes, is_leaf=lambda a: a is None)
+
+
+def _members(fn: Callable, in_axes, out_axes, mesh: Optional[Mesh]) -> Callable:
+  """`fn` for one member lifted to all: `vmap` over the member axis, and with a mesh, `shard_map` so each device
+  runs its own members (host callbacks included) on its own data."""
+  fn = jax.vmap(fn, in_axes=in_axes, out_axes=out_axes)
+  if mesh is None:
+    return fn
+  return jax.shard_map(fn, mesh=mesh, in_specs=_specs(in_axes), out_specs=_specs(out_axes), check_vma=False)
+
+
 @functools.lru_cache(maxsize=None)
 def _compiled(fn: Callable, dtype: str, static_argnames: Tuple[str, ...], donate: bool) -> Callable:
   """`fn` jitted with the XLA options its networks' dtype needs (bfloat16 on CPU needs XLA's bf16 dot kernels)."""
@@ -103,28 +190,64 @@ def _compiled(fn: Callable, dtype: str, static_argnames: Tuple[str, ...], donate
                  compiler_options=networks.xla_compiler_options(dtype))
 
 
+TRACES = collections.Counter()   # chunk kind -> times traced (tests check one trace per sweep)
+
+
 def offpolicy_chunk(state: RunState, aux: Any, method: Method, suite: Suite, stage: int, num_epochs: int,
-                    learn: bool) -> Tuple[RunState, dict]:
-  """Compiled `_offpolicy_chunk` (the run state donated)."""
-  fn = _compiled(_offpolicy_chunk, compute_dtype(method), ('method', 'suite', 'stage', 'num_epochs', 'learn'), True)
-  return fn(state, aux, method, suite, stage, num_epochs, learn)
+                    learn: bool, hparams=None, aux_axis: Optional[int] = None,
+                    mesh: Optional[Mesh] = None) -> Tuple[RunState, dict]:
+  """`num_epochs` epochs of an off-policy stage for every member (state [S, ...], swept values `hparams`
+  {field: [S]}, `aux` shared or, with aux_axis=0, per member); compiled, the run state donated. Metrics [S, ...]."""
+  fn = _compiled(_offpolicy_chunk, compute_dtype(method),
+                 ('method', 'suite', 'stage', 'num_epochs', 'learn', 'aux_axis', 'mesh'), True)
+  return fn(state, hparams or {}, aux, method=method, suite=suite, stage=stage, num_epochs=num_epochs, learn=learn,
+            aux_axis=aux_axis, mesh=mesh)
 
 
-def onpolicy_chunk(state: RunState, aux: Any, method: Method, suite: Suite, num_epochs: int) -> Tuple[RunState, dict]:
-  """Compiled `_onpolicy_chunk` (the run state donated)."""
-  fn = _compiled(_onpolicy_chunk, compute_dtype(method), ('method', 'suite', 'num_epochs'), True)
-  return fn(state, aux, method, suite, num_epochs)
+def onpolicy_chunk(state: RunState, aux: Any, method: Method, suite: Suite, num_epochs: int, hparams=None,
+                   aux_axis: Optional[int] = None, mesh: Optional[Mesh] = None) -> Tuple[RunState, dict]:
+  """`num_epochs` epochs of the method's own rollouts and updates for every member (compiled, state donated)."""
+  fn = _compiled(_onpolicy_chunk, compute_dtype(method), ('method', 'suite', 'num_epochs', 'aux_axis', 'mesh'), True)
+  return fn(state, hparams or {}, aux, method=method, suite=suite, num_epochs=num_epochs, aux_axis=aux_axis,
+            mesh=mesh)
 
 
 def evaluate(learner: Any, key: jax.Array, method: Method, eval_suite: Suite) -> jnp.ndarray:
-  """Deterministic returns [K, E] of the method's policy, one episode per env of `eval_suite` (compiled)."""
+  """Deterministic returns [K, E] of ONE learner (no member axis), one episode per env of `eval_suite`."""
   return _compiled(_evaluate, compute_dtype(method), ('method', 'eval_suite'), False)(learner, key, method, eval_suite)
 
 
-def _offpolicy_chunk(state: RunState, aux: Any, method: Method, suite: Suite, stage: int, num_epochs: int,
-                    learn: bool) -> Tuple[RunState, dict]:
-  """`num_epochs` epochs of an off-policy stage: env steps first (policy fixed), inserted into the donated replay,
-  then (if `learn`) the epochs' updates, which read the replay without copying it."""
+def evaluate_members(learners: Any, seeds: jax.Array, global_epoch: jax.Array, method: Method, eval_suite: Suite,
+                     hparams=None, mesh: Optional[Mesh] = None) -> jnp.ndarray:
+  """Deterministic returns [S, K, E] of every member (learners [S, ...], seeds [S]) at `global_epoch`: member m's
+  episodes are seeded by fold_in(fold_in(key(seed_m), 1), global_epoch)."""
+  fn = _compiled(_evaluate_members, compute_dtype(method), ('method', 'eval_suite', 'mesh'), False)
+  return fn(learners, seeds, global_epoch, hparams or {}, method=method, eval_suite=eval_suite, mesh=mesh)
+
+
+def _offpolicy_chunk(state, hparams, aux, method, suite, stage, num_epochs, learn, aux_axis, mesh):
+  TRACES['offpolicy'] += 1
+  one = lambda s, v, a: _offpolicy_member(s, a, sweep_lib.with_values(method, v), suite, stage, num_epochs, learn)
+  return _members(one, (STATE_AXES, 0, aux_axis), (STATE_AXES, 0), mesh)(state, hparams, aux)
+
+
+def _onpolicy_chunk(state, hparams, aux, method, suite, num_epochs, aux_axis, mesh):
+  TRACES['onpolicy'] += 1
+  one = lambda s, v, a: _onpolicy_member(s, a, sweep_lib.with_values(method, v), suite, num_epochs)
+  return _members(one, (STATE_AXES, 0, aux_axis), (STATE_AXES, 0), mesh)(state, hparams, aux)
+
+
+def _evaluate_members(learners, seeds, global_epoch, hparams, method, eval_suite, mesh):
+  TRACES['evaluate'] += 1
+  one = lambda l, s, g, v: _evaluate(l, jax.random.fold_in(member_key(s, 1), g), sweep_lib.with_values(method, v),
+                                     eval_suite)
+  return _members(one, (0, 0, None, 0), 0, mesh)(learners, seeds, global_epoch, hparams)
+
+
+def _offpolicy_member(state: RunState, aux: Any, method: Method, suite: Suite, stage: int, num_epochs: int,
+                      learn: bool) -> Tuple[RunState, dict]:
+  """One member's `num_epochs` epochs of an off-policy stage: env steps first (policy fixed), inserted into the
+  replay, then (if `learn`) the epochs' updates, which read the replay without copying it."""
   spec = method.stages()[stage]
   key, collect_key, learn_key = jax.random.split(state.key, 3)
   learner, buffer, env, metrics = state.learner, state.buffer, state.env, {}
@@ -137,11 +260,12 @@ def _offpolicy_chunk(state: RunState, aux: Any, method: Method, suite: Suite, st
   if learn:
     source = method.sample_source(stage, buffer, aux)
     updates = num_epochs * spec.updates_per_epoch
+    first_update = (state.epoch - spec.random_epochs) * spec.updates_per_epoch
 
     def body(learner, inputs):
       i, sample_key = inputs
       batch = replay.sample(source, sample_key, method.batch_size)
-      return method.update(learner, batch, aux, stage, state.epoch + i // spec.updates_per_epoch)
+      return method.update(learner, batch, aux, stage, state.epoch + i // spec.updates_per_epoch, first_update + i)
 
     learner, update_metrics = jax.lax.scan(body, learner, (jnp.arange(updates), jax.random.split(learn_key, updates)))
     metrics.update(_mean_over_scan(update_metrics))
@@ -150,8 +274,9 @@ def _offpolicy_chunk(state: RunState, aux: Any, method: Method, suite: Suite, st
                   epoch=state.epoch + num_epochs), metrics
 
 
-def _onpolicy_chunk(state: RunState, aux: Any, method: Method, suite: Suite, num_epochs: int) -> Tuple[RunState, dict]:
-  """`num_epochs` epochs of the method's own rollouts and updates."""
+def _onpolicy_member(state: RunState, aux: Any, method: Method, suite: Suite, num_epochs: int
+                     ) -> Tuple[RunState, dict]:
+  """One member's `num_epochs` epochs of the method's own rollouts and updates."""
   key, chunk_key = jax.random.split(state.key)
   learner, env, metrics = method.onpolicy_chunk(state.learner, state.env, chunk_key, suite, aux, num_epochs)
   metrics = dict(metrics, finite=finite_flag(learner, metrics))
@@ -181,14 +306,20 @@ def next_chunk(stages: Tuple[Stage, ...], stage: int, epoch: int, cfg: LoopConfi
   return min(spec.chunk, min(boundaries) - epoch)
 
 
-def advance_stage(state: RunState, method: Method) -> RunState:
+def begin_stage(learners: Any, method: Method, stage: int) -> Any:
+  """The method's `begin_stage` hook for every member (learners [S, ...])."""
+  return jax.jit(jax.vmap(lambda l: method.begin_stage(l, stage)))(learners)
+
+
+def advance_stage(state: RunState, method: Method, mesh: Optional[Mesh] = None) -> RunState:
   """Moves past finished (or empty) stages, calling the method's `begin_stage` for each stage it enters."""
   stages = method.stages()
   stage, epoch = int(state.stage), int(state.epoch)
   while stage < len(stages) and epoch >= stages[stage].epochs:
     stage, epoch = stage + 1, 0
-    learner = method.begin_stage(state.learner, stage) if stage < len(stages) else state.learner
-    state = state.replace(learner=learner, stage=jnp.asarray(stage, jnp.int32), epoch=jnp.zeros((), jnp.int32))
+    learner = begin_stage(state.learner, method, stage) if stage < len(stages) else state.learner
+    counters = global_arrays((jnp.asarray(stage, jnp.int32), jnp.zeros((), jnp.int32)), None, mesh)
+    state = state.replace(learner=learner, stage=counters[0], epoch=counters[1])
   return state
 
 
@@ -236,50 +367,63 @@ class Reporter:
     """Called once before the first chunk with the global epoch the run starts at."""
 
   def chunk(self, stage_name: str, global_epoch: int, metrics: dict, returns: Optional[np.ndarray]) -> None:
-    """Called after every chunk; `returns` [K, E] after an evaluation, else None."""
+    """Called after every chunk with the members' metrics [S, ...]; `returns` [S, K, E] after an evaluation."""
+
+  def diverged(self, member: int, global_epoch: int, task: Optional[str]) -> None:
+    """Called when member `member` of a sweep (S > 1) stops being finite (the others train on), and again on
+    resume for members that had diverged (task None)."""
 
 
 def _restore(manager, state):
-  """(state, history, wall seconds before, restored global epoch or None) from the newest valid checkpoint."""
+  """(state, extra, restored global epoch or None) from the newest valid checkpoint."""
   if manager is None or manager.latest_step() is None:
-    return state, [], 0.0, None
+    return state, dict(history=[], wall_seconds=0.0, diverged={}), None
   state, extra = manager.restore(state)
-  return state, extra['history'], extra['wall_seconds'], manager.restored_step
+  return state, dict(extra, diverged={int(k): v for k, v in extra.get('diverged', {}).items()}), manager.restored_step
 
 
 def train(method: Method, suite: Suite, eval_suite: Suite, aux: Any, cfg: LoopConfig,
           workdir: Optional[str] = None, reporter: Optional[Reporter] = None,
-          exit_after_checkpoint: Optional[int] = None, on_start: Optional[Callable[[], None]] = None):
-  """Runs (or resumes from WORKDIR/checkpoints) all of the method's stages. Returns (final RunState, evaluation
-  history, wall seconds).
+          exit_after_checkpoint: Optional[int] = None, on_start: Optional[Callable[[], None]] = None,
+          sweep: Optional[Sweep] = None, aux_axis: Optional[int] = None, mesh: Optional[Mesh] = None):
+  """Runs (or resumes from WORKDIR/checkpoints) all of the method's stages for every member of `sweep` (default:
+  one member with `cfg.seed`). Returns (final RunState [S, ...], evaluation history, wall seconds).
 
-  History entries: {'stage', 'epoch', 'global_epoch', 'returns': [K][E]}. `on_start()` is called once everything is
-  built, right before the first chunk (the run directory's config.json is written there). `exit_after_checkpoint=n`
-  exits the process one chunk after the n-th checkpoint of this call (tests use it to simulate a kill).
-  Raises TrainingDiverged (nothing saved after the last good checkpoint) or Interrupted (a checkpoint was saved).
+  History entries: {'stage', 'epoch', 'global_epoch', 'returns': [S][K][E]} (`member_history` gives one member's).
+  `aux` is shared by all members, or with aux_axis=0 has a member axis (e.g. each seed's own teachers). With a
+  `mesh` (axis 'member'), the members are split over its devices. `on_start()` is called once everything is built,
+  right before the first chunk (the run directory's config.json is written there). `exit_after_checkpoint=n` exits
+  the process one chunk after the n-th checkpoint of this call (tests use it to simulate a kill).
+  Raises TrainingDiverged when every member has diverged (with one member: nothing is saved after the last good
+  checkpoint; in a larger sweep a diverged member is reported, left out of results and the others train on), or
+  Interrupted (a checkpoint was saved).
   """
+  sweep = sweep or sweep_lib.single(cfg.seed)
   reporter = reporter or Reporter()
-  key = jax.random.key(cfg.seed)
-  state = init(jax.random.fold_in(key, 0), method, suite)
-  eval_key = jax.random.fold_in(key, 1)
+  state = init_members(sweep, method, suite, mesh)
   manager = checkpoint.CheckpointManager(os.path.join(workdir, 'checkpoints')) if workdir else None
   try:
-    return _train(method, suite, eval_suite, aux, cfg, manager, state, eval_key, reporter, exit_after_checkpoint,
-                  on_start)
+    return _train(method, suite, eval_suite, aux, cfg, manager, state, sweep, aux_axis, mesh, reporter,
+                  exit_after_checkpoint, on_start)
   finally:
     if manager is not None:
       manager.close()
 
 
-def _train(method, suite, eval_suite, aux, cfg, manager, state, eval_key, reporter, exit_after_checkpoint,
-           on_start):
+def _train(method, suite, eval_suite, aux, cfg, manager, state, sweep, aux_axis, mesh, reporter,
+           exit_after_checkpoint, on_start):
   stages = method.stages()
   offsets = stage_offsets(stages)
-  state, history, wall_before, restored = _restore(manager, state)
+  hparams, seeds = global_arrays((sweep.hparams(), seeds_array(sweep)), (0, 0), mesh)
+  aux = global_arrays(aux, aux_axis, mesh)
+  state, extra, restored = _restore(manager, state)
+  history, wall_before, diverged = extra['history'], extra['wall_seconds'], extra['diverged']
   if restored is None:
-    state = state.replace(learner=method.begin_stage(state.learner, 0))
-  state = advance_stage(state, method)
+    state = state.replace(learner=begin_stage(state.learner, method, 0))
+  state = advance_stage(state, method, mesh)
   reporter.resumed(int(offsets[min(int(state.stage), len(stages))]) + int(state.epoch), restored)
+  for m, g in diverged.items():
+    reporter.diverged(m, g, None)
   if on_start is not None:
     on_start()
   start = time.perf_counter()
@@ -290,28 +434,41 @@ def _train(method, suite, eval_suite, aux, cfg, manager, state, eval_key, report
       spec = stages[stage]
       n = next_chunk(stages, stage, epoch, cfg)
       if spec.kind == 'onpolicy':
-        state, metrics = onpolicy_chunk(state, aux, method, suite, n)
+        state, metrics = onpolicy_chunk(state, aux, method, suite, n, hparams, aux_axis, mesh)
       else:
-        state, metrics = offpolicy_chunk(state, aux, method, suite, stage, n, epoch >= spec.random_epochs)
-      metrics = jax.device_get(metrics)
+        state, metrics = offpolicy_chunk(state, aux, method, suite, stage, n, epoch >= spec.random_epochs, hparams,
+                                         aux_axis, mesh)
+      metrics = to_host(metrics)
       epoch += n
       g = int(offsets[stage]) + epoch
-      if not metrics.pop('finite'):
+      finite = metrics.pop('finite')
+      for m in np.flatnonzero(~finite):
+        if int(m) not in diverged:
+          diverged[int(m)] = g
+          if sweep.size > 1:
+            reporter.diverged(int(m), g, first_bad_task(member(metrics, m), suite.task_names))
+      if len(diverged) == sweep.size:
+        bad = first_bad_task(member(metrics, 0), suite.task_names)
+        which = '' if sweep.size == 1 else f'every member of the sweep (member 0: {sweep.describe(0)}, '
         raise TrainingDiverged(
             f'training diverged (NaN/Inf) in stage {spec.name!r} between epochs {epoch - n} and {epoch} (global '
-            f'{g}), task {first_bad_task(metrics, suite.task_names)}; the last good checkpoint is kept and no '
-            'results were written')
+            f'{g}), {which}task {bad}{")" if which else ""}; the last good checkpoint is kept and no results were '
+            'written')
       returns = None
       if epoch % cfg.eval_every == 0 or epoch == spec.epochs:
-        returns = np.asarray(evaluate(state.learner, jax.random.fold_in(eval_key, g), method, eval_suite))
+        g_array = global_arrays(np.int32(g), None, mesh)
+        returns = np.array(to_host(evaluate_members(state.learner, seeds, g_array, method, eval_suite, hparams,
+                                                    mesh)))
+        returns[sorted(diverged)] = np.nan
         history.append({'stage': spec.name, 'epoch': epoch, 'global_epoch': g, 'returns': returns.tolist()})
       reporter.chunk(spec.name, g, metrics, returns)
       if exit_after_checkpoint is not None and saves >= exit_after_checkpoint:
         os._exit(3)   # simulated kill: nothing after the last checkpoint is kept
-      state = advance_stage(state, method)
+      state = advance_stage(state, method, mesh)
       done = int(state.stage) >= len(stages)
       if manager is not None and (g % cfg.checkpoint_every == 0 or done or signals.received):
-        manager.save(g, state, {'history': history, 'wall_seconds': wall_before + time.perf_counter() - start})
+        manager.save(g, state, {'history': history, 'wall_seconds': wall_before + time.perf_counter() - start,
+                                'diverged': {str(k): v for k, v in diverged.items()}})
         saves += 1
       if signals.received and not done:
         raise Interrupted(f'{signals.received} received: stopped at epoch {g:,} with a checkpoint saved; re-run '
@@ -320,8 +477,17 @@ def _train(method, suite, eval_suite, aux, cfg, manager, state, eval_key, report
   return state, history, wall_before + time.perf_counter() - start
 
 
+def member_history(history: List[dict], m: int) -> List[dict]:
+  """Member m's evaluation history: entries with 'returns' [K][E]."""
+  return [dict(h, returns=h['returns'][m]) for h in history]
+
+
 def best_returns(history: List[dict]) -> np.ndarray:
-  """The paper's metric per task [K]: the max over evaluations of the average return over episodes."""
+  """The paper's metric per member and task [S, K]: the max over evaluations of the average return over episodes
+  (a diverged member's evaluations from its divergence on are NaN and left out)."""
   if not history:
     raise ValueError('no evaluation was run')
-  return np.max([np.mean(h['returns'], axis=1) for h in history], axis=0)
+  means = np.array([np.mean(h['returns'], axis=-1) for h in history])   # [evals, S, K]
+  with warnings.catch_warnings():
+    warnings.simplefilter('ignore', RuntimeWarning)   # an all-NaN member stays NaN
+    return np.nanmax(means, axis=0)

@@ -19,6 +19,11 @@ TEACHERS = {
                   loop=dict(eval_every=2_500, checkpoint_every=5_000)),
 }
 
+# 'cpu': the teachers of the CPU-scale tables (issue 12): 256-256, 150k steps; candidate, being measured.
+TEACHERS['cpu'] = dict(benchmark='halfcheetah_group', cfg=dict(hidden_sizes=(256, 256)),
+                       schedule=dict(steps=150_000, start_steps=10_000, chunk_steps=10, replay_capacity=150_000),
+                       loop=dict(eval_every=5_000, checkpoint_every=5_000))
+
 # 'tiny': seconds-long runs on pendulum_group for tests (kill/resume torture); not for results.
 _TINY_NETS = dict(hidden_sizes=(16, 16), batch_size=16)
 TEACHERS['tiny'] = dict(benchmark='pendulum_group', cfg=_TINY_NETS,

@@ -75,13 +75,14 @@ def available_bytes(device: Optional[jax.Device] = None) -> Optional[int]:
     return None
 
 
-def check_fits(num_bytes: int, what: str = 'replay buffer', device: Optional[jax.Device] = None) -> None:
+def check_fits(num_bytes: int, what: str = 'replay buffer', device: Optional[jax.Device] = None,
+               ways_out: str = 'lower the capacity or the number of tasks') -> None:
   """Raises MemoryError naming the bytes needed if `num_bytes` exceeds the free memory of `device`."""
   free = available_bytes(device)
   if free is not None and num_bytes > free:
     raise MemoryError(
         f'{what} needs {num_bytes:,} bytes ({num_bytes / 2**30:.2f} GiB) but only {free:,} bytes '
-        f'({free / 2**30:.2f} GiB) are free on {device or jax.devices()[0]}; lower the capacity or the number of tasks')
+        f'({free / 2**30:.2f} GiB) are free on {device or jax.devices()[0]}; {ways_out}')
 
 
 def init(num_tasks: int, capacity: int, obs_size: int, act_size: int, dtype=jnp.float32,

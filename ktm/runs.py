@@ -1,12 +1,16 @@
 """Run directories for any method: validate everything, train on the shared loop, write the results.
 
 A run directory (WORKDIR) holds
-  config.json      {'method', 'benchmark', 'seed', 'loop': LoopConfig, <method field>: <its config>, 'teacher_dir'}
-                   written only once training really starts; a resumed run must match it (differing fields named)
-  checkpoints/     the whole RunState every `checkpoint_every` epochs (orbax, checksummed, newest two kept)
-  metrics.csv / metrics.jsonl / tensorboard/   one row per evaluation
-  results.json     {'benchmark', 'method', 'tasks': [{'name', 'student_return', 'teacher_return', 'ratio'}], ...}
-Teacher runs (method 'ideal') also write WORKDIR/teachers/<Task>/ (see ktm.teachers), complete as a set.
+  config.json      {'method', 'benchmark', 'seed', 'loop': LoopConfig, <method field>: <its config>, 'teacher_dir',
+                   'sweep'} written only once training really starts; a resumed run must match it (differing fields
+                   named)
+  checkpoints/     the whole RunState of all members every `checkpoint_every` epochs (orbax, checksummed, two kept)
+  metrics.csv / metrics.jsonl / tensorboard/   one row per evaluation, per member (member m > 0 in member_<m>/)
+  results.json     {'benchmark', 'method', 'members': [{'member', 'seed', 'values', 'tasks': [{'name',
+                   'student_return', 'teacher_return', 'ratio'}]}], 'summary': per setting and task, mean and std over
+                   seeds, ...}; a one-member run also keeps 'tasks' (its rows) at the top
+Teacher runs (method 'ideal') also write WORKDIR/teachers/<Task>/ (see ktm.teachers), complete as a set; member m > 0
+of a teacher sweep writes WORKDIR/member_<m>/teachers/.
 """
 
 import dataclasses
@@ -15,28 +19,23 @@ import json
 import os
 import platform
 import sys
-import typing
 from typing import Any, Dict, List, Optional
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ktm import checkpoint, loop, metrics, replay
+from ktm import sweep as sweep_lib
 from ktm import teachers as teachers_lib
 from ktm.envs import Suite, make_suite
 from ktm.methods import METHODS, Method, TaskInfo
+from ktm.sweep import Sweep, config_fields
 
 CONFIG_FILE, RESULTS_FILE = 'config.json', 'results.json'
 
 
 # ---- methods <-> JSON ----
-
-def config_fields(cls) -> Dict[str, type]:
-  """{field: config dataclass} of a method class: the fields a user sets (not `tasks` / `teacher_cfg`)."""
-  hints = typing.get_type_hints(cls)
-  return {f.name: hints[f.name] for f in dataclasses.fields(cls)
-          if f.name not in ('tasks', 'teacher_cfg') and dataclasses.is_dataclass(hints[f.name])}
-
 
 def _build(config_cls, values: dict):
   """A config dataclass from JSON values (lists become tuples)."""
@@ -59,10 +58,13 @@ def build_method(name: str, tasks: TaskInfo, configs: Dict[str, Any], teacher_cf
   return cls(tasks=tasks, **kwargs)
 
 
-def run_config(method: Method, benchmark: str, loop_cfg: loop.LoopConfig, teacher_dir: Optional[str]) -> dict:
+def run_config(method: Method, benchmark: str, loop_cfg: loop.LoopConfig, teacher_dir: Optional[str],
+               sweep: Optional[Sweep] = None) -> dict:
   """What config.json holds (as it reads back: tuples become lists)."""
+  sweep = sweep or sweep_lib.single(loop_cfg.seed)
   config = dict(method=method.name, benchmark=benchmark, seed=loop_cfg.seed, loop=dataclasses.asdict(loop_cfg),
-                **method_config_json(method), teacher_dir=os.path.abspath(teacher_dir) if teacher_dir else None)
+                **method_config_json(method), teacher_dir=os.path.abspath(teacher_dir) if teacher_dir else None,
+                sweep=sweep.to_json())
   return json.loads(json.dumps(config))
 
 
@@ -100,6 +102,7 @@ def load_run_config(workdir: str) -> dict:
   return config
 
 
+
 # ---- checks before any work ----
 
 def check_workdir_writable(workdir: str) -> None:
@@ -113,13 +116,22 @@ def check_workdir_writable(workdir: str) -> None:
     raise PermissionError(f'cannot write to {path} (--workdir={workdir}): permission denied')
 
 
-def check_resources(method: Method, suite: Suite, workdir: str) -> None:
-  """Before anything is allocated or written: MemoryError (one line) if the method's replay would not fit in free
-  memory, OSError (ENOSPC) if the disk under WORKDIR cannot hold three checkpoints of it (orbax writes the new one
-  before it deletes the oldest of the two it keeps)."""
-  need = replay.buffer_bytes(suite.num_tasks, method.replay_capacity, suite.obs_size, suite.act_size) \
+
+def check_resources(method: Method, suite: Suite, workdir: str, members: int = 1, devices: int = 1) -> None:
+  """Before anything is allocated or written: MemoryError (one line) if the replay of the members one device holds
+  (all `members` split over `devices`) would not fit in its free memory, OSError (ENOSPC) if the disk under
+  WORKDIR cannot hold three checkpoints of all members (orbax writes the new one before it deletes the oldest of the
+  two it keeps)."""
+  per_member = replay.buffer_bytes(suite.num_tasks, method.replay_capacity, suite.obs_size, suite.act_size) \
       if method.replay_capacity else 0
-  replay.check_fits(need, f'{method.name} replay ({suite.num_tasks} tasks x {method.replay_capacity:,} transitions)')
+  need = members * per_member
+  on_device = -(-members // devices) * per_member
+  what = f'{method.name} replay ({suite.num_tasks} tasks x {method.replay_capacity:,} transitions'
+  what += (f' x {-(-members // devices)} sweep members per device, {per_member / 2**30:.2f} GiB each)'
+           if members > 1 else ')')
+  ways_out = ('fewer members (--seeds / --sweep), a smaller replay capacity, or more devices' if members > 1
+              else 'lower the capacity or the number of tasks')
+  replay.check_fits(on_device, what, ways_out=ways_out)
   path = os.path.abspath(workdir)
   while not os.path.exists(path):
     path = os.path.dirname(path)
@@ -130,38 +142,87 @@ def check_resources(method: Method, suite: Suite, workdir: str) -> None:
                                 f'{free / 2**30:.2f} GiB free; lower the replay capacity or choose another --workdir')
 
 
+def member_mesh(members: int) -> Optional[loop.Mesh]:
+  """The device mesh (axis 'member') the sweep's members are split over, or None on one device. With D devices
+  and S members, the members go to the largest d <= D dividing S (printed when d < D). One process only: a
+  multi-host run (`jax.distributed`) uses every device of every process, so S must divide by their number."""
+  devices = jax.devices()
+  if len(devices) == 1:
+    return None
+  if jax.process_count() > 1:
+    if members % len(devices):
+      raise ValueError(f'{members} sweep members cannot be split over the {len(devices)} devices of '
+                       f'{jax.process_count()} processes: use a multiple of {len(devices)} members')
+    return loop.Mesh(np.array(devices), (loop.MEMBER_AXIS,))
+  d = max(n for n in range(1, len(devices) + 1) if members % n == 0 and n <= len(devices))
+  if d < len(devices):
+    print(f'note: {members} members over {d} of {len(devices)} devices ({members} is not a multiple of '
+          f'{len(devices)})')
+  return None if d == 1 else loop.Mesh(np.array(devices[:d]), (loop.MEMBER_AXIS,))
+
+
+def local_members(sweep: Sweep, mesh) -> List[int]:
+  """The members whose files this process writes: all of them, except across processes (their devices')."""
+  if mesh is None or jax.process_count() == 1:
+    return list(range(sweep.size))
+  per_device = sweep.size // mesh.devices.size
+  return [m for m in range(sweep.size) if mesh.devices.flat[m // per_device].process_index == jax.process_index()]
+
+
+def member_dir(workdir: str, m: int) -> str:
+  """Where member m of a sweep writes its own files: WORKDIR itself for member 0, else WORKDIR/member_<m>."""
+  return workdir if m == 0 else os.path.join(workdir, f'member_{m}')
+
+
 # ---- host-side reporting ----
 
 class RunReporter(loop.Reporter):
-  """Progress bar, metrics files and TensorBoard for one run."""
+  """Progress bar (returns averaged over members), and per member: metrics files and TensorBoard."""
 
   def __init__(self, workdir: str, total: int, desc: str, task_names, tensorboard: bool, progress_bar: bool,
-               extra_fn=None):
+               extra_fn=None, sweep: Optional[Sweep] = None, members: Optional[List[int]] = None):
     self.workdir, self.total, self.desc, self.task_names = workdir, total, desc, task_names
     self.tensorboard, self.progress_bar, self.extra_fn = tensorboard, progress_bar, extra_fn
-    self.writer = self.bar = None
+    self.sweep = sweep or sweep_lib.single(0)
+    self.members = list(range(self.sweep.size)) if members is None else members   # whose files this process writes
+    self.writers, self.bar = {}, None
     self.done = 0
+    self.diverged_members = {}   # member -> global epoch by which it diverged
 
   def resumed(self, global_epoch, restored_from):
-    if restored_from is not None:
+    if restored_from is not None and jax.process_index() == 0:
       print(f'resuming {self.workdir} from its checkpoint at epoch {restored_from:,} of {self.total:,}')
-      metrics.drop_rows_after(self.workdir, global_epoch)
+    for m in self.members:
+      if restored_from is not None:
+        metrics.drop_rows_after(member_dir(self.workdir, m), global_epoch)
+      self.writers[m] = metrics.MetricsWriter(member_dir(self.workdir, m), tensorboard=self.tensorboard)
     self.done = global_epoch
-    self.writer = metrics.MetricsWriter(self.workdir, tensorboard=self.tensorboard)
-    self.bar = metrics.Progress(self.total, self.desc, initial=global_epoch, disable=not self.progress_bar)
+    self.bar = metrics.Progress(self.total, self.desc, initial=global_epoch,
+                                disable=not self.progress_bar or jax.process_index() > 0)
 
   def chunk(self, stage_name, global_epoch, train_metrics, returns):
     self.bar.update(global_epoch - self.done)
     self.done = global_epoch
-    if returns is not None:
-      extra = self.extra_fn(stage_name) if self.extra_fn else None
-      metrics.log_evaluation(self.writer, self.bar, global_epoch, self.task_names, returns, train_metrics, extra)
+    if returns is None:
+      return
+    extra = self.extra_fn(stage_name) if self.extra_fn else None
+    for m, writer in self.writers.items():
+      metrics.log_evaluation(writer, self.bar, global_epoch, self.task_names, returns[m],
+                             loop.member(train_metrics, m), extra)
+    with np.errstate(invalid='ignore'):
+      self.bar.show_returns(self.task_names, np.nanmean(np.mean(returns, axis=-1), axis=0))
+
+  def diverged(self, m, global_epoch, task):
+    self.diverged_members[m] = global_epoch
+    where = f', task {task}' if task else ''
+    self.bar.write(f'warning: sweep member {m} ({self.sweep.describe(m)}) diverged (NaN/Inf) by epoch '
+                   f'{global_epoch:,}{where}: it is left out of the results; the other members train on')
 
   def close(self):
     if self.bar is not None:
       self.bar.close()
-    if self.writer is not None:
-      self.writer.close()
+    for writer in self.writers.values():
+      writer.close()
 
 
 def provenance() -> dict:
@@ -172,44 +233,96 @@ def provenance() -> dict:
                       f'cores; jax {jax.__version__} on {device.platform} ({device.device_kind})')
 
 
+
 def results_table(task_names, student_returns, teacher_returns=None) -> List[dict]:
   """Rows {name, student_return, teacher_return, ratio}; teacher_return and ratio are None without teachers."""
   teacher_returns = [None] * len(task_names) if teacher_returns is None else teacher_returns
-  return [dict(name=n, student_return=float(s), teacher_return=None if t is None else float(t),
-               ratio=None if t is None else (float(s / t) if t else float('nan')))
+  return [dict(name=n, student_return=_number(s), teacher_return=None if t is None else float(t),
+               ratio=None if t is None or not np.isfinite(s) else (float(s / t) if t else float('nan')))
           for n, s, t in zip(task_names, student_returns, teacher_returns)]
+
+
+def _number(x) -> Optional[float]:
+  return float(x) if np.isfinite(x) else None
+
+
+def sweep_results(task_names, sweep: Sweep, best: np.ndarray, teacher_returns: Optional[np.ndarray],
+                  diverged: Dict[int, int]) -> dict:
+  """{'members': one row per member, 'summary': per setting and task, mean and std over its finite seeds}.
+  best [S, K]; teacher_returns [S, K] (each member's own teachers) or None."""
+  members = []
+  for m in range(sweep.size):
+    rows = results_table(task_names, best[m], None if teacher_returns is None else teacher_returns[m])
+    members.append(dict(member=m, seed=sweep.seeds[m], values=sweep.member(m), tasks=rows,
+                        diverged_at_epoch=diverged.get(m)))
+  summary = []
+  for setting in dict.fromkeys(sweep.setting(m) for m in range(sweep.size)):
+    group = [r for r in members if sweep.setting(r['member']) == setting and r['diverged_at_epoch'] is None]
+    tasks = []
+    for k, name in enumerate(task_names):
+      entry = dict(name=name)
+      for field in ('student_return', 'ratio'):
+        vals = [r['tasks'][k][field] for r in group if r['tasks'][k][field] is not None]
+        entry[f'{field}_mean'] = float(np.mean(vals)) if vals else None
+        entry[f'{field}_std'] = float(np.std(vals)) if vals else None
+      entry['seeds'] = len(group)
+      tasks.append(entry)
+    summary.append(dict(values=dict(setting), tasks=tasks))
+  return dict(members=members, summary=summary)
 
 
 def print_table(rows: List[dict]) -> None:
   print(f'{"task":<32} {"student":>9} {"teacher":>9} {"ratio":>7}')
   for r in rows:
+    student = '—' if r['student_return'] is None else f'{r["student_return"]:.1f}'
     teacher = '—' if r['teacher_return'] is None else f'{r["teacher_return"]:.1f}'
     ratio = '—' if r['ratio'] is None else f'{r["ratio"]:.3f}'
-    print(f'{r["name"]:<32} {r["student_return"]:>9.1f} {teacher:>9} {ratio:>7}')
+    print(f'{r["name"]:<32} {student:>9} {teacher:>9} {ratio:>7}')
+
+
+def print_summary(summary: List[dict]) -> None:
+  """Per setting and task: mean ± std over seeds of the return (and ratio)."""
+  print(f'{"setting":<28} {"task":<28} {"return (mean ± std)":>22} {"ratio":>15} {"seeds":>5}')
+  for s in summary:
+    setting = ' '.join(f'{k}={v:g}' for k, v in s['values'].items()) or '—'
+    for t in s['tasks']:
+      ret = '—' if t['student_return_mean'] is None else f'{t["student_return_mean"]:.1f} ± {t["student_return_std"]:.1f}'
+      ratio = '—' if t['ratio_mean'] is None else f'{t["ratio_mean"]:.3f} ± {t["ratio_std"]:.3f}'
+      print(f'{setting:<28} {t["name"]:<28} {ret:>22} {ratio:>15} {t["seeds"]:>5}')
 
 
 # ---- teachers ----
 
+def teacher_members(teacher_dir: Optional[str]) -> int:
+  """How many members' complete teacher sets TEACHER_DIR holds (member 0 in TEACHER_DIR, m in member_<m>/)."""
+  n = 0
+  while teacher_dir and teachers_lib.complete(member_dir(teacher_dir, n)):
+    n += 1
+  return n
+
+
 def ensure_teachers(benchmark: str, suite: Suite, teacher_dir: str, teacher_preset: Optional[dict], backend: str,
-                    tensorboard: bool, progress_bar: bool, seed: int) -> List[dict]:
-  """The validated teacher.json of each task in `teacher_dir`; trains (or resumes training) the teachers there
-  with `teacher_preset` when the set is not complete yet."""
-  if teachers_lib.complete(teacher_dir):
-    return teachers_lib.load_metas(teacher_dir, suite)
-  if teacher_preset is None:
-    raise FileNotFoundError(f'no complete teacher set in {teacher_dir} (train it with experiments/train_teachers.py)')
-  print(f'no complete teacher set in {teacher_dir}: training the teachers first')
-  train_teachers(benchmark, teacher_preset['cfg'], teacher_preset['schedule'],
-                 loop.LoopConfig(**{**teacher_preset.get('loop', {}), 'seed': seed}), teacher_dir, backend,
-                 tensorboard=tensorboard, progress_bar=progress_bar)
-  return teachers_lib.load_metas(teacher_dir, suite)
+                    tensorboard: bool, progress_bar: bool, seed: int, num_seeds: int = 1) -> List[List[dict]]:
+  """The validated teacher.json files of each available teacher member ([members][K]); trains (or resumes) a
+  teacher run of `num_seeds` seeds with `teacher_preset` when TEACHER_DIR holds no complete set yet."""
+  if not teachers_lib.complete(teacher_dir):
+    if teacher_preset is None:
+      raise FileNotFoundError(f'no complete teacher set in {teacher_dir} (train it with '
+                              'experiments/train_teachers.py)')
+    print(f'no complete teacher set in {teacher_dir}: training the teachers first ({num_seeds} seed(s))')
+    train_teachers(benchmark, teacher_preset['cfg'], teacher_preset['schedule'],
+                   loop.LoopConfig(**{**teacher_preset.get('loop', {}), 'seed': seed}), teacher_dir, backend,
+                   tensorboard=tensorboard, progress_bar=progress_bar, sweep=sweep_lib.grid(seed, num_seeds, ()))
+  return [teachers_lib.load_metas(member_dir(teacher_dir, m), suite) for m in range(teacher_members(teacher_dir))]
 
 
 def train_teachers(benchmark: str, td3_kwargs: dict, schedule_kwargs: dict, loop_cfg: loop.LoopConfig,
                    workdir: str, backend: str = 'auto', tensorboard: bool = True, progress_bar: bool = True,
-                   exit_after_checkpoint: Optional[int] = None) -> List[dict]:
-  """Trains (or resumes) one TD3 teacher per task of `benchmark` in WORKDIR and saves the set to WORKDIR/teachers;
-  returns the per-task results (also in WORKDIR/results.json)."""
+                   exit_after_checkpoint: Optional[int] = None, sweep: Optional[Sweep] = None) -> List[dict]:
+  """Trains (or resumes) one TD3 teacher per task of `benchmark` for every member of `sweep` (default: one, with
+  `loop_cfg.seed`) in WORKDIR, all in one program, and saves member m's set to member_dir(WORKDIR, m)/teachers;
+  returns the per-task rows of a one-member run, else one row per member (all in WORKDIR/results.json)."""
+  sweep = sweep or sweep_lib.single(loop_cfg.seed)
   suite = make_suite(benchmark, num_envs=loop_cfg.num_envs, backend=backend)
   method = build_method('ideal', TaskInfo.from_suite(suite),
                         dict(cfg=dict(obs_size=suite.obs_size, act_size=suite.act_size, **td3_kwargs),
@@ -217,19 +330,37 @@ def train_teachers(benchmark: str, td3_kwargs: dict, schedule_kwargs: dict, loop
   if teachers_lib.complete(workdir):
     raise FileExistsError(f'{teachers_lib.set_path(workdir)} already holds a complete teacher set; use a new '
                           '--workdir (or delete it)')
-  state, history, wall = train(method, benchmark, suite, loop_cfg, workdir, None, backend, tensorboard,
-                               progress_bar, exit_after_checkpoint, desc='teachers')
-  teachers_lib.save(workdir, suite, state.learner, state.buffer,
-                    method.cfg, run_config(method, benchmark, loop_cfg, None), history)
-  rows = teachers_lib.summarize(suite.task_names, history, method.schedule.steps, wall)
-  checkpoint.write_json(os.path.join(workdir, RESULTS_FILE), dict(benchmark=benchmark, method='ideal',
-                                                                  seed=loop_cfg.seed, wall_seconds=wall, tasks=rows,
-                                                                  **provenance()))
-  print(f'{"task":<32} {"final":>9} {"best":>9}')
-  for r in rows:
-    print(f'{r["name"]:<32} {r["final_return"]:>9.1f} {r["best_return"]:>9.1f}')
-  print(f'{wall:.0f} s; teachers in {teachers_lib.set_path(workdir)}')
-  return rows
+  state, history, wall, mesh, diverged = train(method, benchmark, suite, loop_cfg, workdir, None, backend,
+                                               tensorboard, progress_bar, exit_after_checkpoint,
+                                               desc='teachers', sweep=sweep)
+  learners, buffers = loop.host_members((state.learner, state.buffer))   # across processes: gathered from all
+  # member 0 last: its complete set marks the whole run's teachers saved; process 0 writes every member's set
+  for m in reversed(range(sweep.size)):
+    if m not in diverged and jax.process_index() == 0:
+      teachers_lib.save(member_dir(workdir, m), suite, loop.member(learners, m), loop.member(buffers, m), method.cfg,
+                        run_config(method, benchmark, loop_cfg, None, sweep), loop.member_history(history, m))
+  best = loop.best_returns(history)
+  results = dict(benchmark=benchmark, method='ideal', seed=loop_cfg.seed, wall_seconds=wall,
+                 **sweep_results(suite.task_names, sweep, best, None, diverged), **provenance())
+  if sweep.size == 1:
+    results['tasks'] = teachers_lib.summarize(suite.task_names, loop.member_history(history, 0),
+                                              method.schedule.steps, wall)
+  _write_results(workdir, results)
+  if jax.process_index() == 0:
+    if sweep.size == 1:
+      print(f'{"task":<32} {"final":>9} {"best":>9}')
+      for r in results['tasks']:
+        print(f'{r["name"]:<32} {r["final_return"]:>9.1f} {r["best_return"]:>9.1f}')
+    else:
+      print_summary(results['summary'])
+    print(f'{wall:.0f} s; teachers in {teachers_lib.set_path(workdir)}'
+          + (f' (member m > 0: {os.path.join(workdir, "member_<m>", "teachers")})' if sweep.size > 1 else ''))
+  return results['tasks'] if sweep.size == 1 else results['members']
+
+
+def _write_results(workdir: str, results: dict) -> None:
+  if jax.process_index() == 0:
+    checkpoint.write_json(os.path.join(workdir, RESULTS_FILE), results)
 
 
 def teacher_returns(metas) -> np.ndarray:
@@ -241,81 +372,127 @@ def teacher_returns(metas) -> np.ndarray:
 
 def train(method: Method, benchmark: str, suite: Suite, loop_cfg: loop.LoopConfig, workdir: str, teachers,
           backend: str, tensorboard: bool, progress_bar: bool, exit_after_checkpoint: Optional[int],
-          desc: Optional[str] = None, teacher_dir: Optional[str] = None):
-  """Validates the run directory and memory, then trains on the shared loop; config.json is written when the
-  first chunk is about to run. Returns (final RunState, history, wall seconds)."""
+          desc: Optional[str] = None, teacher_dir: Optional[str] = None, sweep: Optional[Sweep] = None,
+          aux_axis: Optional[int] = None):
+  """Validates the run directory, the sweep and memory, then trains all members on the shared loop; config.json
+  is written when the first chunk is about to run. `teachers` is one set, or with aux_axis=0 a list of one set per
+  member. Returns (final RunState [S, ...], history, wall seconds, mesh, diverged members {m: epoch})."""
+  sweep = sweep or sweep_lib.single(loop_cfg.seed)
+  sweep_lib.member_methods(method, sweep)                     # every member's values validated
   check_workdir_writable(workdir)
-  config = run_config(method, benchmark, loop_cfg, teacher_dir)
+  config = run_config(method, benchmark, loop_cfg, teacher_dir, sweep)
   resuming = check_config(workdir, config)
+  mesh = member_mesh(sweep.size)
   if not resuming:
-    check_resources(method, suite, workdir)
+    check_resources(method, suite, workdir, sweep.size, 1 if mesh is None else mesh.devices.size)
   eval_suite = make_suite(benchmark, num_envs=loop_cfg.eval_episodes, backend=backend)
-  aux = method.make_aux(teachers)
+  if aux_axis is None:
+    aux = method.make_aux(teachers)
+  else:
+    aux = jax.tree.map(lambda *x: jnp.stack(x), *[method.make_aux(t) for t in teachers])
   stages = method.stages()
   print(f'{method.name} on {benchmark}: {suite.num_tasks} tasks on {suite.backend_name} physics, '
         f'{jax.devices()[0].platform}; ' + ' + '.join(f'{s.epochs:,} {s.name}' for s in stages if s.epochs)
-        + ' epochs')
+        + ' epochs' + (f'; {sweep.size} sweep members in one program' if sweep.size > 1 else ''))
   reporter = RunReporter(workdir, int(loop.stage_offsets(stages)[-1]), desc or method.name, suite.task_names,
                          tensorboard, progress_bar,
-                         extra_fn=(lambda name: {'stage': float(name == 'online')}) if len(stages) > 1 else None)
+                         extra_fn=(lambda name: {'stage': float(name == 'online')}) if len(stages) > 1 else None,
+                         sweep=sweep, members=local_members(sweep, mesh))
 
   def on_start():
     os.makedirs(workdir, exist_ok=True)
-    if not resuming:
+    if not resuming and jax.process_index() == 0:
       checkpoint.write_json(os.path.join(workdir, CONFIG_FILE), config)
 
   try:
-    return loop.train(method, suite, eval_suite, aux, loop_cfg, workdir, reporter, exit_after_checkpoint, on_start)
+    state, history, wall = loop.train(method, suite, eval_suite, aux, loop_cfg, workdir, reporter,
+                                      exit_after_checkpoint, on_start, sweep, aux_axis, mesh)
   finally:
     reporter.close()
+  return state, history, wall, mesh, reporter.diverged_members
 
 
 def run(method_name: str, benchmark: str, configs: Dict[str, Any], loop_cfg: loop.LoopConfig, workdir: str,
         teacher_dir: Optional[str] = None, teacher_preset: Optional[dict] = None, backend: str = 'auto',
-        tensorboard: bool = True, progress_bar: bool = True, exit_after_checkpoint: Optional[int] = None) -> dict:
-  """Any student method end to end: teachers (needed by KTM and A2C-MT; trained first in `teacher_dir` if the set
-  is incomplete and a preset is given), then the method, resuming from WORKDIR/checkpoints. Writes results.json
-  with the teachers' returns as the ratio's denominator (if `teacher_dir` holds teachers) and prints the table.
+        tensorboard: bool = True, progress_bar: bool = True, exit_after_checkpoint: Optional[int] = None,
+        sweep: Optional[Sweep] = None) -> dict:
+  """Any student method end to end, for every member of `sweep` (default: one, with `loop_cfg.seed`): teachers
+  (needed by KTM and A2C-MT; trained first in `teacher_dir` if the set is incomplete and a preset is given), then
+  the method, resuming from WORKDIR/checkpoints. A member of seed `loop_cfg.seed + i` uses teacher set i (the
+  teachers of the same seed, when TEACHER_DIR holds a teacher sweep of `--seeds` seeds), else all members use the
+  first set (printed). Writes results.json with the teachers'
+  returns as the ratio's denominator (if `teacher_dir` holds teachers) and prints the table.
 
   `configs` maps each of the method's config fields to keyword arguments (TD3Config-like configs get the suite's
   padded obs/act sizes here)."""
+  sweep = sweep or sweep_lib.single(loop_cfg.seed)
   suite = make_suite(benchmark, num_envs=loop_cfg.num_envs, backend=backend)
   tasks = TaskInfo.from_suite(suite)
   configs = {name: (dict(obs_size=suite.obs_size, act_size=suite.act_size, **kwargs)
                     if 'obs_size' in {f.name for f in dataclasses.fields(cls)} else kwargs)
              for name, cls in config_fields(METHODS[method_name]).items() for kwargs in [configs.get(name, {})]}
   method = build_method(method_name, tasks, configs)          # validates every config before any work
+  uses_teachers = any(m.uses_teachers for m in sweep_lib.member_methods(method, sweep))
   check_workdir_writable(workdir)
-  if not check_config(workdir, run_config(method, benchmark, loop_cfg, teacher_dir)):
-    check_resources(method, suite, workdir)                   # before the teachers are trained or loaded
+  if not check_config(workdir, run_config(method, benchmark, loop_cfg, teacher_dir, sweep)):
+    check_resources(method, suite, workdir, sweep.size, len(jax.devices()))  # before teachers are trained/loaded
   metas = teachers = None
-  if method.uses_teachers or (teacher_dir and teacher_preset is not None):
+  if uses_teachers or (teacher_dir and teacher_preset is not None):
     metas = ensure_teachers(benchmark, suite, teacher_dir, teacher_preset, backend, tensorboard, progress_bar,
-                            loop_cfg.seed)
+                            loop_cfg.seed, len(set(sweep.seeds)))
   elif teachers_lib.complete(teacher_dir):
-    metas = teachers_lib.load_metas(teacher_dir, suite)
-  if method.uses_teachers:
-    teachers = teachers_lib.load(teacher_dir, suite)
-    method = build_method(method_name, tasks, configs, teachers.cfg)
-  state, history, wall = train(method, benchmark, suite, loop_cfg, workdir, teachers, backend, tensorboard,
-                               progress_bar, exit_after_checkpoint, teacher_dir=teacher_dir)
+    metas = [teachers_lib.load_metas(member_dir(teacher_dir, m), suite) for m in range(teacher_members(teacher_dir))]
+  index = [s - loop_cfg.seed for s in sweep.seeds]            # member -> teacher set of the same seed
+  per_member = metas is not None and len(set(sweep.seeds)) > 1 and max(index) < len(metas)
+  if not per_member:
+    index = [0] * sweep.size
+  if metas is not None and sweep.size > 1:
+    print(f'teachers: each member uses the teacher set of its seed in {teacher_dir}' if per_member else
+          f'teachers: {teacher_dir} holds {len(metas)} teacher set(s) for seeds {min(sweep.seeds)}..'
+          f'{max(sweep.seeds)}, so every member uses the first set (seed {loop_cfg.seed})')
+  if uses_teachers:
+    sets = {i: teachers_lib.load(member_dir(teacher_dir, i), suite) for i in sorted(set(index))}
+    teachers = [sets[i] for i in index] if per_member else sets[0]
+    method = build_method(method_name, tasks, configs, sets[0].cfg)
+  state, history, wall, _, diverged = train(method, benchmark, suite, loop_cfg, workdir, teachers, backend,
+                                            tensorboard, progress_bar, exit_after_checkpoint,
+                                            teacher_dir=teacher_dir, sweep=sweep,
+                                            aux_axis=0 if uses_teachers and per_member else None)
   del state
-  rows = results_table(suite.task_names, loop.best_returns(history),
-                       None if metas is None else teacher_returns(metas))
-  results = dict(benchmark=benchmark, method=method.name, seed=loop_cfg.seed, tasks=rows, wall_seconds=wall,
+  reference = None
+  if metas is not None:
+    reference = np.array([teacher_returns(metas[i]) for i in index])
+  results = dict(benchmark=benchmark, method=method.name, seed=loop_cfg.seed, wall_seconds=wall,
+                 **sweep_results(suite.task_names, sweep, loop.best_returns(history), reference, diverged),
                  **provenance())
-  checkpoint.write_json(os.path.join(workdir, RESULTS_FILE), results)
-  print_table(rows)
-  print(f'{wall:.0f} s ({method.name}); results in {os.path.join(workdir, RESULTS_FILE)}')
+  if sweep.size == 1:
+    results['tasks'] = results['members'][0]['tasks']
+  _write_results(workdir, results)
+  if jax.process_index() == 0:
+    if sweep.size == 1:
+      print_table(results['tasks'])
+    else:
+      print_summary(results['summary'])
+    print(f'{wall:.0f} s ({method.name}); results in {os.path.join(workdir, RESULTS_FILE)}')
   return results
 
 
 # ---- evaluation of a finished (or running) run ----
 
-def restore(workdir: str, backend: str = 'auto'):
-  """(method, learner, config) of the newest valid checkpoint of any run directory."""
+def restore(workdir: str, backend: str = 'auto', member: int = 0):
+  """(method, learner, config) of sweep member `member` (default: the only one of a plain run) in the newest valid
+  checkpoint of any run directory; the method carries the member's swept values."""
+  method, learners, config, sweep = restore_members(workdir, backend)
+  if not 0 <= member < sweep.size:
+    raise ValueError(f'--member={member} is not allowed: {workdir} has members 0..{sweep.size - 1}')
+  return sweep_lib.member_methods(method, sweep)[member], loop.member(learners, member), config
+
+
+def restore_members(workdir: str, backend: str = 'auto'):
+  """(method, learners [S, ...], config, sweep) of the newest valid checkpoint of any run directory."""
   config = load_run_config(workdir)
   suite = make_suite(config['benchmark'], backend=backend)
+  sweep = Sweep.from_json(config['sweep']) if 'sweep' in config else sweep_lib.single(config.get('seed', 0))
   teacher_cfg = None
   if config.get('teacher_dir') and teachers_lib.complete(config['teacher_dir']):
     teacher_cfg = teachers_lib.load_config(config['teacher_dir'])
@@ -323,34 +500,45 @@ def restore(workdir: str, backend: str = 'auto'):
     method = build_method(config['method'], TaskInfo.from_suite(suite), config, teacher_cfg)
   except (KeyError, TypeError) as e:
     raise checkpoint.CheckpointError(f'{os.path.join(workdir, CONFIG_FILE)} is not a complete run config: {e}') from e
-  like = jax.eval_shape(lambda: loop.init(jax.random.key(0), method, suite))
+  like = jax.eval_shape(lambda: loop.init_members(sweep, method, suite))
   manager = checkpoint.CheckpointManager(os.path.join(workdir, 'checkpoints'))
   try:
     state, _ = manager.restore(like)
   finally:
     manager.close()
-  return method, state.learner, config
+  return method, state.learner, config, sweep
 
 
 def evaluate_checkpoint(workdir: str, episodes: Optional[int] = None, evaluate_teachers: bool = False,
-                        backend: str = 'auto', seed: int = 0) -> List[dict]:
-  """Restores the newest checkpoint of any method's WORKDIR and evaluates it (and, if asked, its teachers) over
-  `episodes` deterministic episodes per task; returns the per-task table."""
+                        backend: str = 'auto', seed: int = 0, member: Optional[int] = None) -> List[dict]:
+  """Restores the newest checkpoint of any method's WORKDIR and evaluates its members (all, or `member`) and, if
+  asked, their teachers over `episodes` deterministic episodes per task; returns one table per member
+  [{'member', 'seed', 'values', 'tasks': rows}]."""
   if episodes is not None and episodes < 1:
     raise ValueError(f'--episodes must be >= 1, got {episodes}')
-  method, learner, config = restore(workdir, backend)
+  method, learners, config, sweep = restore_members(workdir, backend)
+  members = range(sweep.size) if member is None else [member]
+  if member is not None and not 0 <= member < sweep.size:
+    raise ValueError(f'--member={member} is not allowed: {workdir} has members 0..{sweep.size - 1}')
+  member_methods = sweep_lib.member_methods(method, sweep)
   episodes = episodes or config['loop']['eval_episodes']
   eval_suite = make_suite(config['benchmark'], num_envs=episodes, backend=backend)
   key = jax.random.key(seed)
-  returns = np.asarray(loop.evaluate(learner, key, method, eval_suite)).mean(axis=1)
-  teacher_dir = config.get('teacher_dir')
-  reference = None
-  if teacher_dir and teachers_lib.complete(teacher_dir):
-    if evaluate_teachers:
-      teachers = teachers_lib.load(teacher_dir, eval_suite)
-      reference = np.asarray(teachers_lib.evaluate(teachers, key, eval_suite)).mean(axis=1)
-    else:   # their training evaluations: teacher.json alone, no parameters or replay data
-      reference = teacher_returns(teachers_lib.load_metas(teacher_dir, eval_suite))
-  elif evaluate_teachers:
-    raise FileNotFoundError(f'run {workdir} has no teachers to evaluate')
-  return results_table(eval_suite.task_names, returns, reference)
+  out = []
+  for m in members:
+    returns = np.asarray(loop.evaluate(loop.member(learners, m), key, member_methods[m], eval_suite)).mean(axis=1)
+    teacher_dir = config.get('teacher_dir')
+    reference = None
+    own = teacher_dir and member_dir(teacher_dir, sweep.seeds[m] - config['seed'])   # the member's seed's teachers
+    m_dir = own if own and teachers_lib.complete(own) else teacher_dir
+    if m_dir and teachers_lib.complete(m_dir):
+      if evaluate_teachers:
+        teachers = teachers_lib.load(m_dir, eval_suite)
+        reference = np.asarray(teachers_lib.evaluate(teachers, key, eval_suite)).mean(axis=1)
+      else:   # their training evaluations: teacher.json alone, no parameters or replay data
+        reference = teacher_returns(teachers_lib.load_metas(m_dir, eval_suite))
+    elif evaluate_teachers:
+      raise FileNotFoundError(f'run {workdir} has no teachers to evaluate')
+    out.append(dict(member=m, seed=sweep.seeds[m], values=sweep.member(m),
+                    tasks=results_table(eval_suite.task_names, returns, reference)))
+  return out

@@ -240,12 +240,15 @@ def update(state: TD3State, batch: Transition, cfg: TD3Config, action_mask: Opti
 
 
 def update_many(states: TD3State, batches: Transition, cfg: TD3Config,
-                action_masks: Optional[jnp.ndarray] = None) -> Tuple[TD3State, dict]:
+                action_masks: Optional[jnp.ndarray] = None,
+                policy_step: Optional[jnp.ndarray] = None) -> Tuple[TD3State, dict]:
   """K independent learners, one update each: states [K], batches [K, B, ...], action_masks [K, act_size].
 
-  All learners advance in lockstep, so the policy-delay decision is taken once for all of them.
+  All learners advance in lockstep, so the policy-delay decision is taken once for all of them (from their step
+  count, or `policy_step` when given).
   """
-  policy_step = is_policy_step(states.step[0], cfg)
+  if policy_step is None:
+    policy_step = is_policy_step(states.step[0], cfg)
   if action_masks is None:
     return jax.vmap(lambda s, b: update(s, b, cfg, None, policy_step))(states, batches)
   return jax.vmap(lambda s, b, m: update(s, b, cfg, m, policy_step))(states, batches, action_masks)

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from ktm import padding, td3
+from ktm.sweep import static_zero
 from ktm.replay import Transition
 
 Params = td3.Params
@@ -70,11 +71,13 @@ def online_actor_loss(actor_params: Params, critic_params: Params, teacher_criti
                       action_mask: Optional[jnp.ndarray] = None) -> Tuple[jnp.ndarray, dict]:
   """Eq. 5 as a loss: -(alpha * mean Q1^k(s, f^k(π(ŝ))) + beta * mean Q1(ŝ, g^k(π(ŝ)))).
 
-  With alpha = 0 this is TD3's actor loss; with beta = 0 only the teacher guides the actor.
+  With alpha = 0 this is TD3's actor loss; with beta = 0 only the teacher guides the actor. A weight that is a
+  plain 0 skips its term; a traced (swept) weight always computes it.
   """
   teacher_term = (teacher_actor_objective(actor_params, teacher_critic_params, obs, cfg, teacher_cfg, action_mask)
-                  if alpha else jnp.zeros(()))
-  own_term = own_actor_objective(actor_params, critic_params, obs, cfg, action_mask) if beta else jnp.zeros(())
+                  if not static_zero(alpha) else jnp.zeros(()))
+  own_term = (own_actor_objective(actor_params, critic_params, obs, cfg, action_mask) if not static_zero(beta)
+              else jnp.zeros(()))
   loss = -(alpha * teacher_term + beta * own_term)
   return loss, {'actor_loss': loss, 'teacher_q1_term': teacher_term, 'own_q1_term': own_term}
 

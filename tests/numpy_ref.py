@@ -21,3 +21,10 @@ def critic(twin_params, j, obs, action):
   """Critic j (0 or 1) of the twin: [B]."""
   single = {name: {k: np.asarray(v)[j] for k, v in layer.items()} for name, layer in twin_params['MLP_0'].items()}
   return mlp(single, np.concatenate([obs, action], axis=-1))[..., 0]
+
+
+def train_one(*args, **kwargs):
+  """`ktm.loop.train` of a one-member run, returned without the member axis: (state, history, wall)."""
+  from ktm import loop  # pylint: disable=import-outside-toplevel
+  state, history, wall = loop.train(*args, **kwargs)
+  return loop.member_state(state, 0), loop.member_history(history, 0), wall

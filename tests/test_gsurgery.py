@@ -114,7 +114,7 @@ def test_update_takes_adam_steps_on_the_numpy_projected_sums():
   state = state.replace(target_actor_params=jax.tree.map(lambda p: p * 1.3 + 0.05, state.target_actor_params),
                         target_critic_params=jax.tree.map(lambda p: p * 0.8 - 0.02, state.target_critic_params))
   batch = make_batch(1)
-  update = jax.jit(lambda s, b: METHOD.update(s, b, None, 0, 0))
+  update = jax.jit(lambda s, b: METHOD.update(s, b, None, 0, 0, s.step))
 
   # Update 1 (critic only). Reproduce its keys: (key, noise, critic order, actor order).
   _, noise_key, critic_order_key, _ = jax.random.split(state.key, 4)
@@ -181,7 +181,7 @@ def _plain(x):
 
 def run_updates(seed, n=4):
   state = METHOD.init(jax.random.key(seed))
-  update = jax.jit(lambda s, b: METHOD.update(s, b, None, 0, 0))
+  update = jax.jit(lambda s, b: METHOD.update(s, b, None, 0, 0, s.step))
   for i in range(n):
     state, _ = update(state, make_batch(100 + i))
   return jax.tree.map(lambda x: np.asarray(_plain(x)), state)

@@ -46,8 +46,7 @@ def kill_at_some_moment(workdir, rng, during_write):
 
 
 def final(workdir):
-  method, learner, config = runs.restore(workdir)
-  del config
+  _, learner, _ = runs.restore(workdir)
   teacher_set = teachers.load(os.path.join(workdir, 'teachers_run'), make_suite('pendulum_group'))
   return learner, teacher_set.states, teacher_set.buffer
 

@@ -11,6 +11,7 @@ from ktm import loop, padding, replay, rollout, runs, td3, teachers
 from ktm.envs import make_suite
 from ktm.methods import METHODS, IdealMethod, OffPolicySchedule, TaskInfo
 from ktm.methods import ktm_drl
+from tests.numpy_ref import train_one
 from tests.test_td3 import _plain, tree_equal
 
 EPISODE = 50
@@ -44,7 +45,7 @@ def tiny_teachers(suites):
   cfg = td3.TD3Config(obs_size=suite.obs_size, act_size=suite.act_size, **TINY_NET)
   method = IdealMethod(TaskInfo.from_suite(suite), cfg,
                        OffPolicySchedule(steps=100, start_steps=50, chunk_steps=50, replay_capacity=100))
-  state, history, _ = loop.train(method, suite, eval_suite, None, loop.LoopConfig(eval_every=100, eval_episodes=2))
+  state, history, _ = train_one(method, suite, eval_suite, None, loop.LoopConfig(eval_every=100, eval_episodes=2))
   return teachers.Teachers(states=state.learner, buffer=state.buffer, cfg=cfg, meta=())
 
 
@@ -86,14 +87,14 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(name, suites, tiny_tea
   assert int(full.stage) == len(method.stages())
   assert tree_equal(resumed, full)
   assert resumed_history == full_history
-  assert not tree_equal(full.learner, method.init(jax.random.fold_in(jax.random.key(0), 0)))   # it did train
+  assert not tree_equal(loop.member(full.learner, 0), method.init(jax.random.fold_in(jax.random.key(0), 0)))   # it did train
 
 
 class NaNAfter(ktm_drl.TD3MTMethod):
   """TD3-MT whose task-1 critic loss becomes NaN from epoch 25 on (a forced divergence)."""
 
-  def update(self, learner, batch, aux, stage, epoch):
-    learner, metrics = super().update(learner, batch, aux, stage, epoch)
+  def update(self, learner, batch, aux, stage, epoch, update_index):
+    learner, metrics = super().update(learner, batch, aux, stage, epoch, update_index)
     poison = jnp.where((epoch >= 25) & (jnp.arange(self.tasks.num_tasks) == 1), jnp.nan, 0.0)
     return learner, dict(metrics, critic_loss=metrics['critic_loss'] + poison)
 
@@ -129,7 +130,7 @@ def test_td3_mt_is_k_sequential_td3_updates(suites):
   plain = jax.jit(td3.update, static_argnames='cfg')
   ours, expected = state, state
   for epoch in range(4):
-    ours, _ = update(ours, batch, None, ktm_drl.ONLINE, jnp.int32(epoch))
+    ours, _ = update(ours, batch, None, ktm_drl.ONLINE, jnp.int32(epoch), jnp.int32(epoch))
     for k in range(2):
       expected, _ = plain(expected, jax.tree.map(lambda x, k=k: x[k], batch), cfg=cfg, action_mask=masks[k],
                           policy_step=td3.is_policy_step(jnp.int32(epoch), cfg))
@@ -166,7 +167,7 @@ def test_short_run_beats_a_random_policy(name):
   eval_suite = make_suite('pendulum_group', num_envs=5)
   method = build(name, suite, None, LEARN[name])
   cfg = loop.LoopConfig(eval_every=100 if name == 'a2c_mt' else 1000, eval_episodes=5, num_envs=num_envs)
-  _, history, _ = loop.train(method, suite, eval_suite, None, cfg)
+  _, history, _ = train_one(method, suite, eval_suite, None, cfg)
   random_returns = np.asarray(rollout.evaluate(lambda p, obs, key: rollout.uniform_actions(key, eval_suite), None,
                                                jax.random.key(0), eval_suite)).mean(axis=1)
   best = loop.best_returns(history)
@@ -184,7 +185,7 @@ def test_the_loop_compiles_a_bfloat16_method_with_its_xla_options(suites, monkey
   configs = dict(TINY['ideal'], cfg=dict(TINY_NET, compute_dtype='bfloat16'))
   method = build('ideal', suite, None, configs)
   assert loop.compute_dtype(method) == 'bfloat16' and real('bfloat16')    # CPU: a non-empty option set
-  state, history, _ = loop.train(method, suite, eval_suite, None, loop.LoopConfig(**LOOP))
+  state, history, _ = train_one(method, suite, eval_suite, None, loop.LoopConfig(**LOOP))
   assert set(asked) == {'bfloat16'} and len(history) == 2
   assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(state.learner.actor_params))
   loop._compiled.cache_clear()   # pylint: disable=protected-access

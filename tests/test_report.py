@@ -197,11 +197,11 @@ def test_missing_method_and_task_shown_as_missing_with_paper_numbers(tmp_path):
 
 def test_sweep_members_are_seeds_and_swept_values_make_labels(tmp_path):
   d = tmp_path / 'sweep'
-  members = [dict(member=i, seed=seed, swept={'ktm.alpha': alpha, 'seed': seed},
+  members = [dict(member=i, seed=seed, values={'alpha': alpha},
                   tasks=[dict(name='A', student_return=ret, teacher_return=100.0, ratio=ret / 100.0)])
              for i, (alpha, seed, ret) in enumerate([(0.5, 0, 80.0), (0.5, 1, 90.0), (0.0, 0, 70.0)])]
   write_run(d, ktm_config(), dict(benchmark='toy', method='ktm', members=members, summary={}))
-  write_run(d / 'members' / '1', {}, metrics=curve_rows({'A': 90.0}))
+  write_run(d / 'member_1', {}, metrics=curve_rows({'A': 90.0}))   # ktm.runs.member_dir
   runs = runs_lib.load_runs([str(d)])
   assert [(r.label, r.seed) for r in runs] == [('KTM alpha=0.5', 0), ('KTM alpha=0.5', 1),
                                                ('Online w/o Teacher', 0)]

@@ -11,6 +11,7 @@ import pytest
 from ktm import loop, teachers, td3
 from ktm.envs import make_suite
 from ktm.methods import IdealMethod, OffPolicySchedule, TaskInfo
+from tests.numpy_ref import train_one
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ['--preset=quick', '--hidden_sizes=16,16', '--batch_size=16', '--steps=40', '--start_steps=10',
@@ -29,7 +30,7 @@ def teacher_dir(tmp_path_factory):
   cfg = td3.TD3Config(obs_size=suite.obs_size, act_size=suite.act_size, hidden_sizes=(16, 16), batch_size=16)
   method = IdealMethod(TaskInfo.from_suite(suite), cfg, OffPolicySchedule(steps=100, start_steps=50, chunk_steps=50,
                                                                          replay_capacity=100))
-  state, history, _ = loop.train(method, suite, eval_suite, None, loop.LoopConfig(eval_every=100, eval_episodes=2))
+  state, history, _ = train_one(method, suite, eval_suite, None, loop.LoopConfig(eval_every=100, eval_episodes=2))
   directory = str(tmp_path_factory.mktemp('teachers'))
   teachers.save(directory, suite, state.learner, state.buffer, cfg, {}, history)
   return directory

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 from ktm import checkpoint, loop, runs, td3, teachers
+from ktm import sweep as sweep_lib
 from ktm.methods import IdealMethod, OffPolicySchedule, Stage, TaskInfo
 from ktm.envs import make_suite
+from tests.numpy_ref import train_one
 from tests.test_td3 import tree_equal
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,7 +30,7 @@ def teacher_dir(tmp_path_factory):
   cfg = td3.TD3Config(obs_size=suite.obs_size, act_size=suite.act_size, hidden_sizes=(16, 16), batch_size=32)
   method = IdealMethod(TaskInfo.from_suite(suite), cfg,
                        OffPolicySchedule(steps=300, start_steps=100, chunk_steps=50, replay_capacity=300))
-  state, history, _ = loop.train(method, suite, eval_suite, None, loop.LoopConfig(eval_every=300, eval_episodes=2))
+  state, history, _ = train_one(method, suite, eval_suite, None, loop.LoopConfig(eval_every=300, eval_episodes=2))
   directory = str(tmp_path_factory.mktemp('teachers'))
   teachers.save(directory, suite, state.learner, state.buffer, cfg, {}, history)
   return directory
@@ -46,10 +48,11 @@ def final_state(workdir):
   suite = make_suite(config['benchmark'])
   method = runs.build_method(config['method'], TaskInfo.from_suite(suite), config,
                              teachers.load_config(config['teacher_dir']))
-  like = jax.eval_shape(lambda: loop.init(jax.random.key(0), method, suite))
+  like = jax.eval_shape(lambda: loop.init_members(sweep_lib.single(0), method, suite))
   manager = checkpoint.CheckpointManager(os.path.join(workdir, 'checkpoints'))
   step = manager.latest_step()
   state, extra = manager.restore(like)
+  state = loop.member_state(state, 0)
   manager.close()
   return step, state, extra
 

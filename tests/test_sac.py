@@ -307,7 +307,7 @@ def test_act_explores_with_samples_and_evaluates_with_tanh_mean(state):
 def test_same_seed_same_bits(combine):
   cfg = dataclasses.replace(CFG, combine=combine)
   method = sac.SACMethod(TASKS, cfg)
-  update = jax.jit(lambda s, b: method.update(s, b, None, 0, 0))
+  update = jax.jit(lambda s, b: method.update(s, b, None, 0, 0, s.step))
 
   def run(seed):
     s = method.init(jax.random.key(seed))

@@ -234,7 +234,7 @@ def test_act_explores_with_gaussian_noise_and_evaluates_deterministically(state)
 
 def test_same_seed_same_bits():
   method = sharednet.SharedNetMethod(TASKS, CFG)
-  update = jax.jit(lambda s, b: method.update(s, b, None, 0, 0))
+  update = jax.jit(lambda s, b: method.update(s, b, None, 0, 0, s.step))
 
   def run(seed):
     s = method.init(jax.random.key(seed))

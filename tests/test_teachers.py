@@ -11,6 +11,7 @@ import pytest
 from ktm import checkpoint, loop, padding, replay, runs, td3, teachers
 from ktm.methods import IdealMethod, OffPolicySchedule, TaskInfo
 from ktm.envs import make_suite
+from tests.numpy_ref import train_one
 from tests.test_td3 import _plain, tree_equal
 
 TINY = dict(hidden_sizes=(16, 16), batch_size=32)
@@ -28,7 +29,7 @@ def trained(suites, tmp_path_factory):
   suite, eval_suite = suites
   cfg = td3.TD3Config(obs_size=suite.obs_size, act_size=suite.act_size, **TINY)
   method = IdealMethod(TaskInfo.from_suite(suite), cfg, TINY_SCHEDULE)
-  state, history, _ = loop.train(method, suite, eval_suite, None, TINY_LOOP)
+  state, history, _ = train_one(method, suite, eval_suite, None, TINY_LOOP)
   workdir = str(tmp_path_factory.mktemp('teachers'))
   teachers.save(workdir, suite, state.learner, state.buffer, cfg, {}, history)
   return workdir, state, cfg, history

@@ -16,6 +16,8 @@ Batching: callbacks use vmap_method='broadcast_all' and accept any leading batch
 front of the group's [G, E] axes; they are flattened into one rollout batch.
 """
 
+import threading
+
 import jax
 import jax.numpy as jnp
 import mujoco
@@ -163,6 +165,8 @@ class NativeBackend:
 
   def __init__(self, groups: list[NativeGroup]):
     self.groups = groups
+    # Several devices (a sharded sweep) call back concurrently; the groups' Batch and scratch MjData are shared.
+    self._lock = threading.Lock()
 
   def _out_shapes(self, lead):
     dt = _float_dtype()
@@ -191,8 +195,9 @@ class NativeBackend:
 
     def host(bits, ctrls):
       lead_now = [b.shape[:-1] for b in bits]
-      outs = [g.step_np(_from_bits(b, g.nstate), np.asarray(c).reshape(-1, g.nu))
-              for g, b, c in zip(self.groups, bits, ctrls)]
+      with self._lock:
+        outs = [g.step_np(_from_bits(b, g.nstate), np.asarray(c).reshape(-1, g.nu))
+                for g, b, c in zip(self.groups, bits, ctrls)]
       return self._pack(lead_now, outs)
 
     out = jax.pure_callback(host, self._out_shapes(lead), bits, ctrls,
@@ -205,10 +210,11 @@ class NativeBackend:
 
     def host(bits, masks, qposs, qvels):
       lead_now = [b.shape[:-1] for b in bits]
-      outs = [g.reset_np(_from_bits(b, g.nstate), np.asarray(m).reshape(-1),
-                         np.asarray(qp, np.float64).reshape(-1, g.nq),
-                         np.asarray(qv, np.float64).reshape(-1, g.nv))
-              for g, b, m, qp, qv in zip(self.groups, bits, masks, qposs, qvels)]
+      with self._lock:
+        outs = [g.reset_np(_from_bits(b, g.nstate), np.asarray(m).reshape(-1),
+                           np.asarray(qp, np.float64).reshape(-1, g.nq),
+                           np.asarray(qv, np.float64).reshape(-1, g.nv))
+                for g, b, m, qp, qv in zip(self.groups, bits, masks, qposs, qvels)]
       return self._pack(lead_now, outs)
 
     out = jax.pure_callback(host, self._out_shapes(lead), bits, masks, qposs, qvels,

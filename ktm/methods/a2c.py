@@ -35,6 +35,7 @@ import optax
 from ktm import networks, td3
 from ktm.methods import base
 from ktm.rollout import EpisodeStats
+from ktm.sweep import static_zero
 
 Params = Any
 LOG_2PI = float(np.log(2.0 * np.pi))
@@ -245,7 +246,7 @@ def update(state: A2CState, rollout: Rollout, teacher_actor_params: Params, cfg:
   """One A2C-MT step on a rollout [K, T, E, ...]: the K task losses (vmapped) summed, one optimizer step.
   `teacher_actor_params` [K] (None: plain multi-task A2C, only allowed with distill_coef = 0). Metrics per task [K].
   """
-  if teacher_actor_params is None and cfg.distill_coef != 0:
+  if teacher_actor_params is None and not static_zero(cfg.distill_coef):
     raise ValueError('A2C-MT needs the teachers (aux) unless distill_coef = 0')
   next_value = value(state.params, rollout.next_obs, cfg)                                     # [K, T, E]
   returns = jax.vmap(lambda r, t, d, v: nstep_returns(r, t, d, v, cfg.gamma))(

@@ -6,9 +6,12 @@ the suite's `TaskInfo`, and delegates to its module's pure functions:
   stages()                           the training stages, e.g. KTM's (offline, online) or one 'train' stage
   init(key) -> learner               the method's state pytree (networks, optimizer states, counters, key)
   act(learner, obs, key, explore)    obs [K, E, obs_size] -> actions [K, E, act_size] in [-1, 1], padded entries 0
-  update(learner, batch, aux, stage, epoch) -> (learner, metrics)
+  update(learner, batch, aux, stage, epoch, update_index) -> (learner, metrics)
                                      one epoch's update from one minibatch per task (batch fields [K, B, ...]);
-                                     metrics are arrays [K] (per task) or scalars
+                                     metrics are arrays [K] (per task) or scalars. `epoch` (the stage's epoch) and
+                                     `update_index` (updates taken in this stage so far) are shared by all members
+                                     of a sweep: a schedule (e.g. TD3's policy delay) decided from them stays one
+                                     `lax.cond` branch under the member `vmap` instead of a select running both
   begin_stage(learner, stage)        host-side hook when a stage starts (KTM: hard target sync before online)
   sample_source(stage, buffer, aux)  the replay the stage samples from (default: the loop's own online buffer)
 
@@ -139,7 +142,8 @@ class Method:
     `schedule`'s `replay_capacity`, or 0 if the schedule has none."""
     return getattr(self.schedule, 'replay_capacity', 0)   # pytype: disable=attribute-error
 
-  def update(self, learner: Any, batch: Transition, aux: Any, stage: int, epoch: jax.Array) -> Tuple[Any, Metrics]:
+  def update(self, learner: Any, batch: Transition, aux: Any, stage: int, epoch: jax.Array,
+             update_index: jax.Array) -> Tuple[Any, Metrics]:
     raise NotImplementedError
 
   def sample_source(self, stage: int, buffer: ReplayBuffer, aux: Any) -> ReplayBuffer:

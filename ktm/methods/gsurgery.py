@@ -12,7 +12,7 @@ if g_i^PC . g_j < 0, g_i^PC <- g_i^PC - (g_i^PC . g_j) / |g_j|^2 g_j, always aga
 """
 
 import dataclasses
-from typing import Any, Callable, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 import jax
 import jax.flatten_util
@@ -121,13 +121,14 @@ def actor_step(state: td3.TD3State, batch: Transition, key: jax.Array, cfg: td3.
                                                'actor_conflicts': metrics['conflicts']}
 
 
-def update(state: td3.TD3State, batch: Transition, cfg: td3.TD3Config,
-           action_masks: jnp.ndarray) -> Tuple[td3.TD3State, dict]:
+def update(state: td3.TD3State, batch: Transition, cfg: td3.TD3Config, action_masks: jnp.ndarray,
+           policy_step: Optional[jnp.ndarray] = None) -> Tuple[td3.TD3State, dict]:
   """One G-Surgery update on one minibatch per task (batch fields [K, B, ...], action_masks [K, act_size]).
 
   Critic: per-task TD targets (TD3's clipped double-Q with per-sample smoothing noise, g^k after the noise), per-task
   critic gradients, PCGrad, sum, Adam. Every `policy_delay` updates (the same `lax.cond` schedule as `td3.update`):
-  the same for the actor on the updated critic, then soft target updates. Metrics are per task [K].
+  the same for the actor on the updated critic, then soft target updates (`policy_step` overrides the schedule).
+  Metrics are per task [K].
   """
   key, noise_key, critic_order_key, actor_order_key = jax.random.split(state.key, 4)
   noise_keys = jax.random.split(noise_key, action_masks.shape[0])
@@ -140,7 +141,8 @@ def update(state: td3.TD3State, batch: Transition, cfg: td3.TD3Config,
   state = state.replace(critic_params=critic_params, critic_opt_state=critic_opt_state, key=key)
   delayed = lambda s: actor_step(s, batch, actor_order_key, cfg, action_masks)
   skipped = jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), jax.eval_shape(delayed, state)[1])
-  state, actor_metrics = jax.lax.cond(td3.is_policy_step(state.step, cfg), delayed, lambda s: (s, skipped), state)
+  policy_step = td3.is_policy_step(state.step, cfg) if policy_step is None else policy_step
+  state, actor_metrics = jax.lax.cond(policy_step, delayed, lambda s: (s, skipped), state)
   metrics = {'critic_loss': metrics['critic_loss'], 'q1': metrics['q1'], 'critic_conflicts': metrics['conflicts'],
              **actor_metrics}
   return state.replace(step=state.step + 1), metrics
@@ -155,7 +157,6 @@ class GSurgeryMethod(base.Method):
   schedule: base.OffPolicySchedule = base.OffPolicySchedule()
 
   name = 'gsurgery'
-
   def __post_init__(self):
     if (self.cfg.obs_size, self.cfg.act_size) != (self.tasks.obs_size, self.tasks.act_size):
       raise ValueError(f'cfg sizes ({self.cfg.obs_size}, {self.cfg.act_size}) must be the suite\'s padded sizes '
@@ -169,6 +170,7 @@ class GSurgeryMethod(base.Method):
   def act(self, learner, obs, key, explore):
     return act(learner, obs, key, explore, self.cfg, jnp.asarray(self.tasks.action_masks))
 
-  def update(self, learner, batch, aux, stage, epoch):
+  def update(self, learner, batch, aux, stage, epoch, update_index):
     del aux, stage, epoch
-    return update(learner, batch, self.cfg, jnp.asarray(self.tasks.action_masks))
+    return update(learner, batch, self.cfg, jnp.asarray(self.tasks.action_masks),
+                  td3.is_policy_step(update_index, self.cfg))

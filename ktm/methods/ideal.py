@@ -33,8 +33,6 @@ class IdealMethod(base.Method):
 
   name = 'ideal'
 
-
-
   def init(self, key: jax.Array) -> td3.TD3State:
     return td3.init_many(key, self.tasks.num_tasks, self.cfg)
 
@@ -44,6 +42,7 @@ class IdealMethod(base.Method):
       return explore(learner.actor_params, obs, key, self.cfg, masks)
     return greedy(learner.actor_params, obs, self.cfg, masks)
 
-  def update(self, learner, batch, aux, stage, epoch):
+  def update(self, learner, batch, aux, stage, epoch, update_index):
     del aux, stage, epoch
-    return td3.update_many(learner, batch, self.cfg, jnp.asarray(self.tasks.action_masks))
+    return td3.update_many(learner, batch, self.cfg, jnp.asarray(self.tasks.action_masks),
+                           td3.is_policy_step(update_index, self.cfg))

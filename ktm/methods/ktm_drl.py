@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from ktm import td3, transfer, validate
+from ktm.sweep import static_zero
 from ktm.methods import base
 
 OFFLINE, ONLINE = 0, 1
@@ -120,8 +121,10 @@ def joint_eq5_actor_loss(teacher_critics, teacher_cfg: td3.TD3Config, ktm_cfg: K
   def loss_fn(actor_params, critic_params, obs, cfg, masks):
     action = td3.policy(actor_params, obs, cfg)
     zeros = jnp.zeros(obs.shape[:1])
-    teacher = _teacher_q1_means(teacher_critics, obs, action, masks, teacher_cfg) if ktm_cfg.alpha else zeros
-    own = jnp.mean(td3.q1(critic_params, obs, action * masks, cfg), axis=-1) if ktm_cfg.beta else zeros
+    teacher = (_teacher_q1_means(teacher_critics, obs, action, masks, teacher_cfg)
+               if not static_zero(ktm_cfg.alpha) else zeros)
+    own = (jnp.mean(td3.q1(critic_params, obs, action * masks, cfg), axis=-1) if not static_zero(ktm_cfg.beta)
+           else zeros)
     per_task = -(ktm_cfg.alpha * teacher + ktm_cfg.beta * own)
     return jnp.sum(per_task), {'actor_loss': per_task, 'teacher_q1_term': teacher, 'own_q1_term': own}
   return loss_fn
@@ -225,7 +228,8 @@ class KTMMethod(base.Method):
   def begin_stage(self, learner, stage):
     return sync_targets(learner) if stage == ONLINE else learner
 
-  def update(self, learner, batch, aux, stage, epoch):
+  def update(self, learner, batch, aux, stage, epoch, update_index):
+    del update_index   # KTM counts its policy delay in epochs (Algorithm 1, line 18)
     masks = jnp.asarray(self.tasks.action_masks)
     epoch_fn = offline_epoch if stage == OFFLINE else online_epoch
     teacher_critics = None if aux is None else aux[0]

@@ -319,6 +319,6 @@ class SACMethod(base.Method):
   def act(self, learner: SACState, obs, key, explore: bool):
     return act(learner, obs, key, explore, self.tasks, self.cfg)
 
-  def update(self, learner, batch, aux, stage, epoch):
-    del aux, stage, epoch
+  def update(self, learner, batch, aux, stage, epoch, update_index):
+    del aux, stage, epoch, update_index
     return update(learner, batch, self.tasks, self.cfg)

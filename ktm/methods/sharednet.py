@@ -240,11 +240,11 @@ def actor_loss(actor_params: Params, critic_params: Params, obs: jnp.ndarray, ta
   return jnp.sum(per_task), {'actor_loss': per_task}
 
 
-def update(state: td3.TD3State, batch: Transition, tasks: base.TaskInfo,
-           cfg: SharedNetConfig) -> Tuple[td3.TD3State, dict]:
+def update(state: td3.TD3State, batch: Transition, tasks: base.TaskInfo, cfg: SharedNetConfig,
+           policy_step: Optional[jnp.ndarray] = None) -> Tuple[td3.TD3State, dict]:
   """One TD3 update on the K tasks' minibatches (fields [K, B, ...]): a critic step on the summed critic losses,
   and every `policy_delay` updates an actor step on the summed actor losses and the soft target updates (one
-  `lax.cond`, as `td3.update`). Metrics per task [K] (actor_loss is 0 on the updates without an actor step)."""
+  `lax.cond`, as `td3.update`; `policy_step` overrides the schedule). Metrics per task [K] (actor_loss is 0 on the updates without an actor step)."""
   key, noise_key = jax.random.split(state.key)
   target = td_target(state.target_actor_params, state.target_critic_params, batch, noise_key, tasks, cfg)
   critic_params, critic_opt_state, metrics = td3.gradient_step(
@@ -254,7 +254,8 @@ def update(state: td3.TD3State, batch: Transition, tasks: base.TaskInfo,
   actor_loss_fn = lambda a, c, obs, cfg_, mask: actor_loss(a, c, obs, tasks, cfg)
   delayed = lambda s: td3.update_actor_and_targets(s, cfg, batch.obs, None, actor_loss_fn)
   skipped = jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), jax.eval_shape(delayed, state)[1])
-  state, actor_metrics = jax.lax.cond(td3.is_policy_step(state.step, cfg), delayed, lambda s: (s, skipped), state)
+  policy_step = td3.is_policy_step(state.step, cfg) if policy_step is None else policy_step
+  state, actor_metrics = jax.lax.cond(policy_step, delayed, lambda s: (s, skipped), state)
   return state.replace(step=state.step + 1), {**metrics, **actor_metrics}
 
 
@@ -282,14 +283,12 @@ class SharedNetMethod(base.Method):
 
   name = 'sharednet'
 
-
-
   def init(self, key: jax.Array) -> td3.TD3State:
     return init(key, self.tasks, self.cfg)
 
   def act(self, learner: td3.TD3State, obs, key, explore: bool):
     return act(learner, obs, key, explore, self.tasks, self.cfg)
 
-  def update(self, learner, batch, aux, stage, epoch):
+  def update(self, learner, batch, aux, stage, epoch, update_index):
     del aux, stage, epoch
-    return update(learner, batch, self.tasks, self.cfg)
+    return update(learner, batch, self.tasks, self.cfg, td3.is_policy_step(update_index, self.cfg))

@@ -5,8 +5,8 @@ A run directory holds config.json, results.json (once finished) and metrics.json
 - method: config["method"] if present; else "ktm" for a config with a "ktm" key, "ideal" for a teacher config
   (keys "benchmark", "td3", "train");
 - seed: config["seed"], else config["ktm"]["seed"] / config["train"]["seed"];
-- a sweep's results.json holds "members" [{"member", "seed", "swept", "tasks"}], each read as one seed, with its
-  curves from members/<i>/metrics.jsonl when present.
+- a sweep's results.json holds "members" [{"member", "seed", "values", "tasks"}], each read as one seed, with its
+  curves from member_<i>/metrics.jsonl (member 0: the run directory's own); "swept" and members/<i>/ are older names.
 A run without results.json (still training) is read from metrics.jsonl alone and marked incomplete.
 """
 
@@ -130,17 +130,27 @@ def _task_returns(rows: Sequence[dict]) -> Tuple[Dict[str, float], Dict[str, flo
   return returns, teacher
 
 
+def _swept(member: dict) -> dict:
+  """A member's swept values ('values' in results.json; 'swept' in older files)."""
+  return member.get('values', member.get('swept', {}))
+
+
+def _member_dir(path: str, index: int) -> str:
+  """Where member `index` wrote its metrics (ktm.runs.member_dir: member 0 in the run directory itself)."""
+  return path if index == 0 else os.path.join(path, f'member_{index}')
+
+
 def _swept_suffix(members: Sequence[dict], i: int) -> str:
   """' k=v ...' for the swept names (other than the seed) whose values differ between members."""
-  names = sorted({k for m in members for k in m.get('swept', {})} - {'seed'})
-  varying = [k for k in names if len({json.dumps(m.get('swept', {}).get(k)) for m in members}) > 1]
-  swept = members[i].get('swept', {})
+  names = sorted({k for m in members for k in _swept(m)} - {'seed'})
+  varying = [k for k in names if len({json.dumps(_swept(m).get(k)) for m in members}) > 1]
+  swept = _swept(members[i])
   return ''.join(f' {k.rsplit(".", 1)[-1]}={swept[k]}' for k in varying if k in swept)
 
 
 def _member_label(method: str, config: dict, members: Sequence[dict], i: int, label: Optional[str]) -> str:
   if label is None and method == 'ktm':
-    swept = {k.rsplit('.', 1)[-1]: v for k, v in members[i].get('swept', {}).items()}
+    swept = {k.rsplit('.', 1)[-1]: v for k, v in _swept(members[i]).items()}
     ktm = {**config.get('ktm', {}), **{k: v for k, v in swept.items() if k in config.get('ktm', {})}}
     label = ktm_label(ktm)
     if label != 'KTM':          # an ablation's name already says what was swept
@@ -198,8 +208,8 @@ def load_run(spec: str) -> List[Run]:
       index = m.get('member', i)
       runs.append(Run(f'{path}#member{index}', _member_label(method, config, members, i, label), method,
                       benchmark, m.get('seed'), returns, teacher,
-                      read_curves(os.path.join(path, 'members', str(index), 'metrics.jsonl')), config,
-                      m.get('wall_seconds'), True, dict(m.get('swept', {})), **about))
+                      read_curves(os.path.join(_member_dir(path, index), 'metrics.jsonl')), config,
+                      m.get('wall_seconds', results.get('wall_seconds')), True, dict(_swept(m)), **about))
     return runs
   curves = read_curves(os.path.join(path, 'metrics.jsonl'))
   if results is not None:
