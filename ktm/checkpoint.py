@@ -34,14 +34,15 @@ class CheckpointError(RuntimeError):
   """A checkpoint file or directory exists but cannot be read (corrupt, incomplete or of another shape)."""
 
 
-def _is_key(x) -> bool:
+def is_key(x) -> bool:
+  """Whether `x` (an array or ShapeDtypeStruct) holds typed PRNG keys."""
   return jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
 def _storable(x):
   """PRNG keys as their uint32 key data (numpy when this process holds all of it: orbax refuses host-local
   jax.Arrays across processes)."""
-  if _is_key(x):
+  if is_key(x):
     x = jax.random.key_data(x)
     if jax.process_count() > 1 and x.is_fully_addressable:
       x = np.asarray(x)
@@ -63,14 +64,14 @@ def _unflat(flat: dict, like: Any) -> Any:
       leaves.append(jnp.zeros(x.shape, x.dtype))
     else:
       value = flat[jax.tree_util.keystr(p)]
-      leaves.append(jax.random.wrap_key_data(value) if _is_key(x) else value)
+      leaves.append(jax.random.wrap_key_data(value) if is_key(x) else value)
   return jax.tree.unflatten(treedef, leaves)
 
 
 def _abstract(like: Any) -> dict:
   def one(x):
     sharding = getattr(x, 'sharding', None)
-    if _is_key(x):
+    if is_key(x):
       data = jax.eval_shape(jax.random.key_data, jax.ShapeDtypeStruct(x.shape, x.dtype))
       return jax.ShapeDtypeStruct(data.shape, data.dtype, sharding=sharding)
     return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)

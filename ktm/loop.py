@@ -111,7 +111,7 @@ def global_arrays(tree: Any, axes: Any, mesh: Optional[Mesh]) -> Any:
     return tree
 
   def one(x, spec):
-    if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+    if isinstance(x, jax.Array) and checkpoint.is_key(x):
       return jax.random.wrap_key_data(one(jax.random.key_data(x), spec), impl=jax.random.key_impl(x))
     data = np.asarray(x)
     return jax.make_array_from_callback(data.shape, NamedSharding(mesh, spec), lambda index: data[index])
@@ -138,7 +138,7 @@ def member(tree: Any, m: int) -> Any:
 
 def host_members(tree: Any) -> Any:
   """numpy copies of every member's arrays (PRNG keys kept as keys); across processes, gathered from all."""
-  is_key = lambda x: jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+  is_key = checkpoint.is_key
   data = to_host(jax.tree.map(lambda x: jax.random.key_data(x) if is_key(x) else x, tree))
   return jax.tree.map(lambda x, d: jax.random.wrap_key_data(d) if is_key(x) else d, tree, data)
 

@@ -145,18 +145,24 @@ def _replace_unchecked(obj, **changes):
   return new
 
 
+def _by_config(method, values: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
+  """{method field: {config field: value}} for the configs of `method` that hold fields of `values`."""
+  out = {}
+  for field in config_fields(type(method)):
+    names = {f.name for f in dataclasses.fields(getattr(method, field))}
+    mine = {k: v for k, v in values.items() if k in names}
+    if mine:
+      out[field] = mine
+  return out
+
+
 def with_values(method, values: Dict[str, Any]):
   """`method` with its configs' fields set to `values` ({field: value}; tracers inside the program, where the
   members' validated values are not checked again)."""
   if not values:
     return method
-  changes = {}
-  for field in config_fields(type(method)):
-    config = getattr(method, field)
-    mine = {k: v for k, v in values.items() if k in {f.name for f in dataclasses.fields(config)}}
-    if mine:
-      changes[field] = _replace_unchecked(config, **mine)
-  return _replace_unchecked(method, **changes)
+  return _replace_unchecked(method, **{field: _replace_unchecked(getattr(method, field), **mine)
+                                       for field, mine in _by_config(method, values).items()})
 
 
 def member_methods(method, sweep: Sweep) -> List[Any]:
@@ -165,13 +171,9 @@ def member_methods(method, sweep: Sweep) -> List[Any]:
   check_fields(type(method), sweep.fields)
   out = []
   for m in range(sweep.size):
-    changes = {}
-    for field in config_fields(type(method)):
-      config = getattr(method, field)
-      mine = {k: v for k, v in sweep.member(m).items() if k in {f.name for f in dataclasses.fields(config)}}
-      if mine:
-        changes[field] = dataclasses.replace(config, **mine)
     try:
+      changes = {field: dataclasses.replace(getattr(method, field), **mine)
+                 for field, mine in _by_config(method, sweep.member(m)).items()}
       out.append(dataclasses.replace(method, **changes))
     except ValueError as e:
       raise ValueError(f'sweep member {m} ({sweep.describe(m)}): {e}') from None
