@@ -3,6 +3,7 @@
   python -m benchmarks.gpu                      # paper sizes (on a GPU: a few minutes)
   python -m benchmarks.gpu --small              # tiny sizes: runs on a 2-core CPU in about a minute
   python -m benchmarks.gpu --small --envs=1 --suites=pendulum_group   # smaller still (CI)
+  python -m benchmarks.gpu --budget_s=420       # start no measurement after 7 min (a lent GPU's minutes are few)
 
 The JSON (benchmarks/results/gpu.json, or --out) holds:
   td3_update        TD3 updates/s at K=1 and K=8 vmapped, float32 and bfloat16 (`benchmarks.td3_update`)
@@ -11,11 +12,13 @@ The JSON (benchmarks/results/gpu.json, or --out) holds:
   env_steps         MJX env-steps/s of each suite at E = 1 ... 4096 envs per task (`benchmarks.env_step`)
   projected_hours   the paper's KTM-DRL run (500K offline + 500K online epochs) at the measured rates, per dtype
                     and online chunk length
+  skipped, errors   what the budget left out, and any section that failed (the others still run)
 """
 
 import argparse
 import os
 import time
+import traceback
 
 import jax
 
@@ -41,21 +44,58 @@ def projected_hours(ktm_rows) -> dict:
   out = {}
   for dtype in sorted({r['dtype'] for r in ktm_rows}):
     rows = [r for r in ktm_rows if r['dtype'] == dtype]
-    offline = next(r['epochs_per_s'] for r in rows if r['stage'] == 'offline')
+    offline = next((r['epochs_per_s'] for r in rows if r['stage'] == 'offline'), None)
+    if offline is None:
+      continue
     out[dtype] = {f'online chunk {r["chunk"]}': (PAPER_EPOCHS['offline'] / offline
                                                  + PAPER_EPOCHS['online'] / r['epochs_per_s']) / 3600
                   for r in rows if r['stage'] == 'online'}
   return out
 
 
-def env_rows(suites, envs, steps):
+class Budget:
+  """Wall-clock budget of a run: a measurement is started only while time is left (a lent GPU's minutes are few)."""
+
+  def __init__(self, seconds):
+    self.start, self.seconds = time.perf_counter(), seconds
+
+  def elapsed(self) -> float:
+    return time.perf_counter() - self.start
+
+  def left(self) -> bool:
+    return self.seconds is None or self.elapsed() < self.seconds
+
+
+def env_rows(suites, envs, steps, budget, skipped):
   rows = []
   for name in suites:
     for e in envs:
+      if not budget.left():
+        skipped.append(f'env_steps {name} E={e}')
+        continue
       rate = env_step.time_suite(name, 'mjx', e, steps, os.cpu_count())
       rows.append(dict(suite=name, num_envs=e, steps=steps, env_steps_per_s=rate))
-      print(f'MJX {name} E={e}: {rate:,.0f} env-steps/s', flush=True)
+      print(f'MJX {name} E={e}: {rate:,.0f} env-steps/s ({budget.elapsed():.0f} s)', flush=True)
   return rows
+
+
+def ktm_payload(sizes, physics, budget, skipped):
+  """KTM epochs, one (stage, chunk) setting at a time (both dtypes each), while the budget lasts."""
+  payload = None
+  for setting in ktm_settings(sizes['epochs']):
+    if not budget.left():
+      skipped.append(f'ktm_epoch {setting[0]} chunk {setting[2]}')
+      continue
+    part = ktm_epoch.run_benchmark(**sizes, backend=physics, dtypes=DTYPES, settings=(setting,), count_copies=False)
+    for r in part['rows']:
+      print(f'KTM {r["dtype"]} {r["stage"]} chunk {r["chunk"]}: {r["epochs_per_s"]:,.1f} epochs/s '
+            f'({budget.elapsed():.0f} s)', flush=True)
+    if payload is None:
+      payload = part
+    else:
+      payload['rows'] += part['rows']
+      payload['bf16_over_f32'].update(part['bf16_over_f32'])
+  return payload
 
 
 def main(argv=None):
@@ -65,27 +105,55 @@ def main(argv=None):
   p.add_argument('--envs', default=None, help='envs per task to time (default 1,8,64,512,4096; --small: 1,4)')
   p.add_argument('--physics', default='mjx', choices=('mjx', 'native'),
                  help='physics of the KTM epochs (native: a CPU test of the script without MJX compile times)')
+  p.add_argument('--sections', default='td3,ktm,env',
+                 help='which measurements, in this order; env:SUITE+SUITE times only those suites (e.g. '
+                      'td3,env:halfcheetah_group,ktm,env:benchmark_b+pendulum_group puts the targets first)')
+  p.add_argument('--budget_s', type=float, default=None,
+                 help='start no measurement after this many seconds; the ones left out are listed under "skipped"')
   p.add_argument('--out', default='benchmarks/results/gpu.json')
   args = p.parse_args(argv)
   sizes = SMALL if args.small else FULL
-  start = time.perf_counter()
-  td3 = td3_update.run_benchmark(**sizes['td3'], dtypes=DTYPES, peaks=not args.small, sequential=False)
-  for r in td3['rows']:
-    print(f'TD3 {r["dtype"]} {r["setting"]}: {r["updates_per_s"]:,.1f} updates/s', flush=True)
-  ktm = ktm_epoch.run_benchmark(**sizes['ktm'], backend=args.physics, dtypes=DTYPES,
-                                settings=ktm_settings(sizes['ktm']['epochs']), count_copies=False)
-  for r in ktm['rows']:
-    print(f'KTM {r["dtype"]} {r["stage"]} chunk {r["chunk"]}: {r["epochs_per_s"]:,.1f} epochs/s', flush=True)
-  envs = env_rows((args.suites or sizes['suites']).split(','), [int(e) for e in (args.envs or sizes['envs']).split(',')],
-                  sizes['env_steps'])
-  hours = projected_hours(ktm['rows'])
-  for dtype, by_chunk in hours.items():
-    for chunk, h in by_chunk.items():
-      print(f'KTM-DRL 500K offline + 500K online epochs at these rates, {dtype}, {chunk}: {h:.2f} h', flush=True)
+  budget = Budget(args.budget_s)
   payload = dict(small=args.small, device=str(jax.devices()[0].device_kind), backend=jax.default_backend(),
-                 machine=common.machine_info(), sizes={k: v for k, v in sizes.items()}, td3_update=td3,
-                 ktm_epoch=ktm, env_steps=envs, projected_hours=hours, wall_seconds=time.perf_counter() - start)
+                 machine=common.machine_info(), sizes={k: v for k, v in sizes.items()}, skipped=[], errors={},
+                 section_seconds={})
+  print(f'{payload["device"]} ({payload["backend"]}); budget {args.budget_s or "none"} s', flush=True)
+  for section in args.sections.split(','):
+    if not budget.left():
+      payload['skipped'].append(section)
+      continue
+    begin = budget.elapsed()
+    # The JSON is rewritten after every section, so a run cut short still leaves what it measured; an error in one
+    # section is recorded (and printed) and the others still run.
+    try:
+      if section == 'td3':
+        td3 = td3_update.run_benchmark(**sizes['td3'], dtypes=DTYPES, peaks=not args.small, sequential=False)
+        for r in td3['rows']:
+          print(f'TD3 {r["dtype"]} {r["setting"]}: {r["updates_per_s"]:,.1f} updates/s', flush=True)
+        payload['td3_update'] = td3
+      elif section == 'ktm':
+        payload['ktm_epoch'] = ktm_payload(sizes['ktm'], args.physics, budget, payload['skipped'])
+        payload['projected_hours'] = projected_hours(payload['ktm_epoch']['rows']) if payload['ktm_epoch'] else {}
+        for dtype, by_chunk in payload['projected_hours'].items():
+          for chunk, h in by_chunk.items():
+            print(f'KTM-DRL 500K offline + 500K online epochs at these rates, {dtype}, {chunk}: {h:.2f} h', flush=True)
+      elif section.split(':')[0] == 'env':
+        suites = section.split(':', 1)[1].split('+') if ':' in section else (args.suites or sizes['suites']).split(',')
+        payload.setdefault('env_steps', []).extend(
+            env_rows(suites, [int(e) for e in (args.envs or sizes['envs']).split(',')], sizes['env_steps'], budget,
+                     payload['skipped']))
+      else:
+        raise ValueError(f'unknown section {section!r} (td3, ktm, env or env:SUITE+SUITE)')
+    except Exception as e:  # pylint: disable=broad-except
+      traceback.print_exc()
+      payload['errors'][section] = f'{type(e).__name__}: {e}'
+    payload['section_seconds'][section] = budget.elapsed() - begin
+    payload['wall_seconds'] = budget.elapsed()
+    common.write_json(args.out, payload)
+  payload['wall_seconds'] = budget.elapsed()
   common.write_json(args.out, payload)
+  if payload['skipped']:
+    print('skipped (budget spent): ' + ', '.join(payload['skipped']), flush=True)
   return payload
 
 

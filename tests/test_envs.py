@@ -103,6 +103,19 @@ def test_mjx_and_native_agree_on_halfcheetah_group():
   np.testing.assert_allclose(out_m.next_obs, out_n.next_obs, rtol=2e-3, atol=2e-3)
 
 
+def test_auto_backend_is_native_except_mjx_on_accelerators_with_many_envs():
+  """'auto' follows the measured crossover (WORKSPACE.md, GPU): MJX only on an accelerator at >= 512 envs per task."""
+  from ktm.envs import registry  # pylint: disable=import-outside-toplevel
+  assert registry.MJX_MIN_ENVS == 512
+  assert [registry._pick_backend('auto', e, 'gpu') for e in (1, 64, 511, 512, 4096)] == (  # pylint: disable=protected-access
+      ['native'] * 3 + ['mjx'] * 2)
+  assert {registry._pick_backend('auto', e, 'cpu') for e in (1, 4096)} == {'native'}  # pylint: disable=protected-access
+  assert registry._pick_backend('mjx', 1, 'cpu') == 'mjx'  # pylint: disable=protected-access
+  assert make_suite('pendulum_group', num_envs=2).backend_name == 'native'   # this CPU
+  with pytest.raises(ValueError, match='backend must be'):
+    make_suite('pendulum_group', backend='warp')
+
+
 def test_unknown_suite_lists_registered_suites():
   with pytest.raises(ValueError) as err:
     make_suite('no_such_suite')

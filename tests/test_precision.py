@@ -183,6 +183,7 @@ def check_gpu_benchmark_small(tmp_path, physics):
   gpu.main(['--small', '--envs=1', f'--physics={physics}', '--out', str(out)])
   data = json.loads(out.read_text())
   assert {'td3_update', 'ktm_epoch', 'env_steps', 'projected_hours', 'device', 'machine'} <= set(data)
+  assert data['errors'] == {} and data['skipped'] == []
   td3_rows = {(r['dtype'], r['setting']) for r in data['td3_update']['rows']}
   assert td3_rows == {(d, s) for d in gpu.DTYPES for s in ('K=1', 'K=2 vmapped')}
   ktm_rows = {(r['dtype'], r['stage'], r['chunk']) for r in data['ktm_epoch']['rows']}
@@ -205,6 +206,16 @@ def test_gpu_benchmark_small_writes_every_key(tmp_path):
   """The CI version: KTM epochs on native physics (MJX's compile alone takes minutes on a 2-core CPU); the env-step
   rows are MJX."""
   check_gpu_benchmark_small(tmp_path, 'native')
+
+
+def test_gpu_benchmark_budget_skips_and_still_writes(tmp_path):
+  """With its budget spent, the script starts nothing, lists every section as skipped and still writes its JSON."""
+  from benchmarks import gpu   # pylint: disable=import-outside-toplevel
+  out = tmp_path / 'gpu.json'
+  gpu.main(['--small', '--budget_s=0', '--out', str(out)])
+  data = json.loads(out.read_text())
+  assert data['skipped'] == ['td3', 'ktm', 'env'] and data['errors'] == {}
+  assert not {'td3_update', 'ktm_epoch', 'env_steps'} & set(data)
 
 
 @pytest.mark.slow
