@@ -2,6 +2,9 @@ r"""The paper's comparison methods on the shared multi-task loop: TD3-MT, SAC-MT
 
   # CPU-sized runs on pendulum_group (teachers for the ratio column trained first if missing):
   python experiments/run_baseline.py --method=sac_mt --preset=quick --workdir=/tmp/ktm/sac_mt
+  # Benchmark A at CPU scale (Table 1 of results/benchmark_a_cpu), 2 seeds in one program:
+  python experiments/run_baseline.py --method=td3_mt --preset=cpu --seeds=2 --workdir=runs/td3_mt_a \
+      --teacher_dir=runs/teachers_a
   # the paper's setting on Benchmark A, sharing one teacher directory with run_ktm.py:
   python experiments/run_baseline.py --method=gsurgery --workdir=runs/gsurgery_a --teacher_dir=runs/teachers_a
 
@@ -23,7 +26,7 @@ BASELINES = ('td3_mt', 'sac_mt', 'sharednet', 'gsurgery', 'a2c_mt')
 SIZE_FIELDS = ('obs_size', 'act_size')
 
 flags.DEFINE_enum('method', None, [m for m in BASELINES if m in METHODS], 'The comparison method to train.')
-config_flags.define_run_flags(('paper', 'quick'), 'Output directory (resumed if it holds a checkpoint).')
+config_flags.define_run_flags(('paper', 'quick', 'cpu'), 'Output directory (resumed if it holds a checkpoint).')
 flags.DEFINE_string('teacher_dir', None, 'Teachers for the ratio column (and A2C-MT\'s distillation); default '
                     'WORKDIR/teachers_run; trained there with the preset\'s teacher settings if missing.')
 flags.DEFINE_integer('exit_after_checkpoint', None, 'Testing aid: exit one chunk after the N-th checkpoint.')

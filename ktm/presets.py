@@ -19,10 +19,16 @@ TEACHERS = {
                   loop=dict(eval_every=2_500, checkpoint_every=5_000)),
 }
 
-# 'cpu': the teachers of the CPU-scale tables (issue 12): 256-256, 150k steps; candidate, being measured.
+# 'cpu': the CPU-scale tables (issue 12) on Benchmark A, sized so that a whole Table 1 (teachers + KTM-DRL + five
+# baselines, 2 seeds each as sweeps) fits in about 6 hours of a 2-core CPU, one run per core (WORKSPACE.md). The
+# paper's proportions at 1/10 scale: teachers 150k steps (paper 1M); students 100k epochs (paper 1M): KTM-DRL 25k
+# offline + 75k online, the baselines 100k from scratch; 256-256 networks (paper 400-400); evaluation every 5k.
 TEACHERS['cpu'] = dict(benchmark='halfcheetah_group', cfg=dict(hidden_sizes=(256, 256)),
                        schedule=dict(steps=150_000, start_steps=10_000, chunk_steps=10, replay_capacity=150_000),
                        loop=dict(eval_every=5_000, checkpoint_every=5_000))
+_CPU_NETS = dict(hidden_sizes=(256, 256), compute_dtype='bfloat16')
+_CPU_LOOP = dict(eval_every=5_000, checkpoint_every=5_000)
+_CPU_STUDENT_EPOCHS = 100_000
 
 # 'tiny': seconds-long runs on pendulum_group for tests (kill/resume torture); not for results.
 _TINY_NETS = dict(hidden_sizes=(16, 16), batch_size=16)
@@ -42,6 +48,10 @@ KTM = {
                   ktm=dict(offline_epochs=5_000, online_epochs=5_000, online_capacity=10_000, offline_chunk=500,
                            chunk_steps=10),
                   loop=_QUICK_LOOP),
+    'cpu': dict(benchmark='halfcheetah_group', teachers='cpu', cfg=dict(_CPU_NETS, target_noise=0.1),
+                ktm=dict(offline_epochs=25_000, online_epochs=75_000, online_capacity=75_000, offline_chunk=500,
+                         chunk_steps=10),
+                loop=_CPU_LOOP),
     'tiny': dict(benchmark='pendulum_group', teachers='tiny', cfg=_TINY_NETS,
                  ktm=dict(offline_epochs=100, online_epochs=100, online_capacity=100, offline_chunk=20, chunk_steps=10),
                  loop=dict(eval_every=50, eval_episodes=2, checkpoint_every=50)),
@@ -56,17 +66,26 @@ TD3_MT = {
                   ktm=dict(offline_epochs=0, online_epochs=10_000, alpha=0.0, online_capacity=10_000,
                            chunk_steps=10, online_start_steps=1_000),
                   loop=_QUICK_LOOP),
+    'cpu': dict(benchmark='halfcheetah_group', teachers='cpu', cfg=_CPU_NETS,
+                ktm=dict(offline_epochs=0, online_epochs=_CPU_STUDENT_EPOCHS, alpha=0.0,
+                         online_capacity=_CPU_STUDENT_EPOCHS, chunk_steps=10, online_start_steps=10_000),
+                loop=_CPU_LOOP),
 }
 
 
-def _from_scratch(cfg_quick: dict) -> dict:
+def _from_scratch(cfg_quick: dict, cfg_cpu: dict = _CPU_NETS) -> dict:
   """Presets of an off-policy baseline trained from scratch on one OffPolicySchedule: the paper's 1M epochs (10k
-  uniform-random first, as the authors' code waits 10k steps), and 10k epochs on pendulum_group for a 2-core CPU."""
+  uniform-random first, as the authors' code waits 10k steps), 10k epochs on pendulum_group for a 2-core CPU, and
+  the CPU-scale Benchmark A budget."""
   return {'paper': dict(benchmark='halfcheetah_group', teachers='paper', cfg={}, schedule=dict(start_steps=10_000),
                         loop={}),
           'quick': dict(benchmark='pendulum_group', teachers='quick', cfg=cfg_quick,
                         schedule=dict(steps=10_000, start_steps=1_000, chunk_steps=10, replay_capacity=10_000),
-                        loop=_QUICK_LOOP)}
+                        loop=_QUICK_LOOP),
+          'cpu': dict(benchmark='halfcheetah_group', teachers='cpu', cfg=cfg_cpu,
+                      schedule=dict(steps=_CPU_STUDENT_EPOCHS, start_steps=10_000, chunk_steps=10,
+                                    replay_capacity=_CPU_STUDENT_EPOCHS),
+                      loop=_CPU_LOOP)}
 
 
 SAC_MT = _from_scratch(_QUICK_NETS)
@@ -74,6 +93,7 @@ SHAREDNET = _from_scratch(_QUICK_NETS)
 # SharedNet takes ONE optimizer step per update (summed task losses); on pendulum_group 4 updates per epoch give it
 # the optimizer steps per epoch of the sequential methods (K = 4): at 1 it was at 81-153 after 20k epochs.
 SHAREDNET['quick']['schedule'] = dict(SHAREDNET['quick']['schedule'], updates_per_step=4)
+SHAREDNET['cpu']['schedule'] = dict(SHAREDNET['cpu']['schedule'], updates_per_step=8)   # K = 8
 GSURGERY = _from_scratch(_QUICK_NETS)
 A2C_MT = {
     # 200k epochs x n_steps 5 = 1M env steps per env, 8 envs per task; evaluations every 1000 epochs (5k steps).
@@ -82,6 +102,10 @@ A2C_MT = {
     'quick': dict(benchmark='pendulum_group', teachers='quick', cfg=dict(hidden_sizes=(64, 64), learning_rate=1e-3),
                   schedule=dict(epochs=2_000, chunk=100), loop=dict(num_envs=8, eval_every=200, eval_episodes=10,
                                                                     checkpoint_every=500)),
+    # 20k epochs x n_steps 5 = 100k env steps per env (the other students' budget), 8 envs per task.
+    'cpu': dict(benchmark='halfcheetah_group', teachers='cpu', cfg=dict(hidden_sizes=(256, 256)),
+                schedule=dict(epochs=20_000, chunk=100), loop=dict(num_envs=8, eval_every=1_000,
+                                                                    checkpoint_every=2_000)),
 }
 
 METHODS = {'ideal': TEACHERS, 'ktm': KTM, 'td3_mt': TD3_MT, 'sac_mt': SAC_MT, 'sharednet': SHAREDNET,

@@ -5,8 +5,10 @@ os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 
 import jax  # noqa: E402
 
+# One cache per pytest-xdist worker: two processes never write the same cache entry.
 jax.config.update('jax_compilation_cache_dir',
-                  os.environ.get('KTM_JAX_CACHE', os.path.join(os.path.expanduser('~'), '.cache', 'ktm-jax')))
+                  os.environ.get('KTM_JAX_CACHE', os.path.join(os.path.expanduser('~'), '.cache', 'ktm-jax'))
+                  + os.environ.get('PYTEST_XDIST_WORKER', ''))
 jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
 
 import gc  # noqa: E402

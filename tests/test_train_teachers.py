@@ -59,3 +59,21 @@ def test_presets_build_valid_configs():
     assert preset['benchmark'] in ('halfcheetah_group', 'benchmark_b', 'pendulum_group'), name
   with pytest.raises(ValueError, match='chunk_steps'):
     OffPolicySchedule(chunk_steps=0)
+
+
+def test_every_method_has_valid_cpu_and_quick_presets_on_one_teacher_preset():
+  """Every method's 'quick' and 'cpu' presets build valid configs, and the methods of one preset share its suite and
+  teacher preset (one teacher run serves the whole table)."""
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  from ktm import runs  # pylint: disable=import-outside-toplevel
+  from ktm.methods import METHODS  # pylint: disable=import-outside-toplevel
+  for preset_name in ('quick', 'cpu'):
+    suites = set()
+    for name, by_preset in presets.METHODS.items():
+      preset = by_preset[preset_name]
+      suites.add((preset['benchmark'], preset.get('teachers', preset_name)))
+      loop.LoopConfig(**preset['loop'])
+      for field, cls in runs.config_fields(METHODS[name]).items():
+        sizes = dict(obs_size=1, act_size=1) if 'obs_size' in {f.name for f in dataclasses.fields(cls)} else {}
+        cls(**sizes, **preset.get(field, {}))
+    assert len(suites) == 1, (preset_name, suites)
