@@ -112,13 +112,17 @@ def main(argv=None):
                  help='start no measurement after this many seconds; the ones left out are listed under "skipped"')
   p.add_argument('--out', default='benchmarks/results/gpu.json')
   args = p.parse_args(argv)
+  sections = args.sections.split(',')
+  unknown = [s for s in sections if s.split(':')[0] not in ('td3', 'ktm', 'env')]
+  if unknown:   # refused before any device time is spent
+    p.error(f'unknown section(s) {", ".join(unknown)}: td3, ktm, env or env:SUITE+SUITE')
   sizes = SMALL if args.small else FULL
   budget = Budget(args.budget_s)
   payload = dict(small=args.small, device=str(jax.devices()[0].device_kind), backend=jax.default_backend(),
                  machine=common.machine_info(), sizes={k: v for k, v in sizes.items()}, skipped=[], errors={},
                  section_seconds={})
   print(f'{payload["device"]} ({payload["backend"]}); budget {args.budget_s or "none"} s', flush=True)
-  for section in args.sections.split(','):
+  for section in sections:
     if not budget.left():
       payload['skipped'].append(section)
       continue
@@ -137,13 +141,11 @@ def main(argv=None):
         for dtype, by_chunk in payload['projected_hours'].items():
           for chunk, h in by_chunk.items():
             print(f'KTM-DRL 500K offline + 500K online epochs at these rates, {dtype}, {chunk}: {h:.2f} h', flush=True)
-      elif section.split(':')[0] == 'env':
+      else:   # env or env:SUITE+SUITE
         suites = section.split(':', 1)[1].split('+') if ':' in section else (args.suites or sizes['suites']).split(',')
         payload.setdefault('env_steps', []).extend(
             env_rows(suites, [int(e) for e in (args.envs or sizes['envs']).split(',')], sizes['env_steps'], budget,
                      payload['skipped']))
-      else:
-        raise ValueError(f'unknown section {section!r} (td3, ktm, env or env:SUITE+SUITE)')
     except Exception as e:  # pylint: disable=broad-except
       traceback.print_exc()
       payload['errors'][section] = f'{type(e).__name__}: {e}'

@@ -23,11 +23,11 @@ TEACHERS = {
 # baselines, 2 seeds each as sweeps) fits in about 6 hours of a 2-core CPU, one run per core (WORKSPACE.md). The
 # paper's proportions at 1/10 scale: teachers 150k steps (paper 1M); students 100k epochs (paper 1M): KTM-DRL 25k
 # offline + 75k online, the baselines 100k from scratch; 256-256 networks (paper 400-400); evaluation every 5k.
+_CPU_LOOP = dict(eval_every=5_000, checkpoint_every=5_000)
 TEACHERS['cpu'] = dict(benchmark='halfcheetah_group', cfg=dict(hidden_sizes=(256, 256)),
                        schedule=dict(steps=150_000, start_steps=10_000, chunk_steps=10, replay_capacity=150_000),
-                       loop=dict(eval_every=5_000, checkpoint_every=5_000))
+                       loop=_CPU_LOOP)
 _CPU_NETS = dict(hidden_sizes=(256, 256), compute_dtype='bfloat16')
-_CPU_LOOP = dict(eval_every=5_000, checkpoint_every=5_000)
 _CPU_STUDENT_EPOCHS = 100_000
 
 # 'tiny': seconds-long runs on pendulum_group for tests (kill/resume torture); not for results.
@@ -73,7 +73,7 @@ TD3_MT = {
 }
 
 
-def _from_scratch(cfg_quick: dict, cfg_cpu: dict = _CPU_NETS) -> dict:
+def _from_scratch(cfg_quick: dict) -> dict:
   """Presets of an off-policy baseline trained from scratch on one OffPolicySchedule: the paper's 1M epochs (10k
   uniform-random first, as the authors' code waits 10k steps), 10k epochs on pendulum_group for a 2-core CPU, and
   the CPU-scale Benchmark A budget."""
@@ -82,7 +82,7 @@ def _from_scratch(cfg_quick: dict, cfg_cpu: dict = _CPU_NETS) -> dict:
           'quick': dict(benchmark='pendulum_group', teachers='quick', cfg=cfg_quick,
                         schedule=dict(steps=10_000, start_steps=1_000, chunk_steps=10, replay_capacity=10_000),
                         loop=_QUICK_LOOP),
-          'cpu': dict(benchmark='halfcheetah_group', teachers='cpu', cfg=cfg_cpu,
+          'cpu': dict(benchmark='halfcheetah_group', teachers='cpu', cfg=_CPU_NETS,
                       schedule=dict(steps=_CPU_STUDENT_EPOCHS, start_steps=10_000, chunk_steps=10,
                                     replay_capacity=_CPU_STUDENT_EPOCHS),
                       loop=_CPU_LOOP)}

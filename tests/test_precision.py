@@ -216,6 +216,9 @@ def test_gpu_benchmark_budget_skips_and_still_writes(tmp_path):
   data = json.loads(out.read_text())
   assert data['skipped'] == ['td3', 'ktm', 'env'] and data['errors'] == {}
   assert not {'td3_update', 'ktm_epoch', 'env_steps'} & set(data)
+  with pytest.raises(SystemExit):     # an unknown section is refused before anything runs or is written
+    gpu.main(['--small', '--sections=td3,bogus', '--out', str(tmp_path / 'bad.json')])
+  assert not (tmp_path / 'bad.json').exists()
 
 
 @pytest.mark.slow
