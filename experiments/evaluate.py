@@ -3,6 +3,7 @@ r"""Evaluate the newest checkpoint of any method's run directory and print the p
   python experiments/evaluate.py --checkpoint=/tmp/ktm/quick
   python experiments/evaluate.py --checkpoint=/tmp/ktm/quick --episodes=20 --teachers   # re-evaluate teachers too
   python experiments/evaluate.py --checkpoint=/tmp/ktm/sweep --member=3                  # one member of a sweep
+  python experiments/evaluate.py --checkpoint=/tmp/ktm/quick --agreement   # student vs teacher actions (ktm.agreement)
 
 The teacher column is the teachers' best training evaluation unless --teachers evaluates them now.
 """
@@ -10,7 +11,7 @@ The teacher column is the teachers' best training evaluation unless --teachers e
 from absl import app, flags, logging
 
 from experiments import config_flags
-from ktm import runs
+from ktm import agreement, runs
 
 flags.DEFINE_string('checkpoint', None, 'A run directory of run_ktm.py or run_baseline.py (config.json and '
                     'checkpoints/).', required=True)
@@ -19,6 +20,9 @@ flags.DEFINE_boolean('teachers', False, 'Also evaluate the teachers now (else us
 flags.DEFINE_enum('backend', 'auto', ['auto', 'mjx', 'native'], 'Physics backend (auto: native on CPU).')
 flags.DEFINE_integer('seed', 0, 'Evaluation seed.')
 flags.DEFINE_integer('member', None, 'The sweep member to evaluate (default: every member, one table each).')
+flags.DEFINE_boolean('agreement', False, "Instead of episodes: the student's greedy actions against its teachers' "
+                     "on states of each teacher's replay (RMS distance, teacher-critic Q1 gap; see ktm/agreement.py).")
+flags.DEFINE_integer('samples', 4096, 'With --agreement: states drawn from each teacher replay.')
 FLAGS = flags.FLAGS
 
 
@@ -26,6 +30,14 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)   # orbax logs every checkpoint step at INFO
+  if FLAGS.agreement:
+    if FLAGS.samples < 1:
+      raise ValueError(f'--samples must be >= 1, got {FLAGS.samples}')
+    members = runs.config_sweep(runs.load_run_config(FLAGS.checkpoint)).size
+    for m in [FLAGS.member] if FLAGS.member is not None else range(members):
+      print(f'member {m}:')
+      agreement.print_rows(agreement.measure(FLAGS.checkpoint, m, FLAGS.samples, FLAGS.backend, FLAGS.seed))
+    return
   tables = runs.evaluate_checkpoint(FLAGS.checkpoint, FLAGS.episodes, FLAGS.teachers, FLAGS.backend, FLAGS.seed,
                                     FLAGS.member)
   for table in tables:

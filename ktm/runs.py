@@ -492,7 +492,7 @@ def restore_members(workdir: str, backend: str = 'auto'):
   """(method, learners [S, ...], config, sweep) of the newest valid checkpoint of any run directory."""
   config = load_run_config(workdir)
   suite = make_suite(config['benchmark'], backend=backend)
-  sweep = Sweep.from_json(config['sweep']) if 'sweep' in config else sweep_lib.single(config.get('seed', 0))
+  sweep = config_sweep(config)
   teacher_cfg = None
   if config.get('teacher_dir') and teachers_lib.complete(config['teacher_dir']):
     teacher_cfg = teachers_lib.load_config(config['teacher_dir'])
@@ -507,6 +507,23 @@ def restore_members(workdir: str, backend: str = 'auto'):
   finally:
     manager.close()
   return method, state.learner, config, sweep
+
+
+def config_sweep(config: dict) -> Sweep:
+  """The sweep a run's config.json describes (a plain run: one member at its seed)."""
+  return Sweep.from_json(config['sweep']) if 'sweep' in config else sweep_lib.single(config.get('seed', 0))
+
+
+def member_teacher_dir(config: dict, member: int) -> Optional[str]:
+  """The complete teacher set sweep member `member` of a run (its config.json) learned from: its seed's set when
+  the teacher dir holds one per seed, else the dir's one set; None when the run names no complete set."""
+  teacher_dir = config.get('teacher_dir')
+  if not teacher_dir:
+    return None
+  sweep = config_sweep(config)
+  own = member_dir(teacher_dir, sweep.seeds[member] - config.get('seed', 0))
+  path = own if teachers_lib.complete(own) else teacher_dir
+  return path if teachers_lib.complete(path) else None
 
 
 def evaluate_checkpoint(workdir: str, episodes: Optional[int] = None, evaluate_teachers: bool = False,
@@ -527,11 +544,9 @@ def evaluate_checkpoint(workdir: str, episodes: Optional[int] = None, evaluate_t
   out = []
   for m in members:
     returns = np.asarray(loop.evaluate(loop.member(learners, m), key, member_methods[m], eval_suite)).mean(axis=1)
-    teacher_dir = config.get('teacher_dir')
     reference = None
-    own = teacher_dir and member_dir(teacher_dir, sweep.seeds[m] - config['seed'])   # the member's seed's teachers
-    m_dir = own if own and teachers_lib.complete(own) else teacher_dir
-    if m_dir and teachers_lib.complete(m_dir):
+    m_dir = member_teacher_dir(config, m)
+    if m_dir:
       if evaluate_teachers:
         teachers = teachers_lib.load(m_dir, eval_suite)
         reference = np.asarray(teachers_lib.evaluate(teachers, key, eval_suite)).mean(axis=1)

@@ -86,6 +86,8 @@ CASES = [
     Case('evaluate_episodes_0', E, ('--checkpoint={run}', '--episodes=0'), 'episodes', setup='corrupt_config'),
     Case('evaluate_episodes_negative', E, ('--checkpoint={run}', '--episodes=-3'), 'episodes',
          setup='corrupt_config'),
+    Case('evaluate_agreement_samples_0', E, ('--checkpoint={run}', '--agreement', '--samples=0'), 'samples',
+         setup='corrupt_config'),
     # the real command line: app.run, flag parsing
     Case('cli_teachers_gamma', T, QUICK + ('--gamma=2',), 'gamma', cli=True),
     Case('cli_ktm_alpha', K, QUICK + ('--alpha=-1',), 'alpha', cli=True),

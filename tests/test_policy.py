@@ -1,5 +1,6 @@
 """ktm.policy: a trained student (and teacher) as a raw-size obs -> action function, run in gymnasium's own env."""
 
+import dataclasses
 import os
 
 import gymnasium
@@ -8,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ktm import loop, policy, runs, teachers
+from ktm import agreement, loop, policy, runs, td3, teachers
 from ktm.envs import make_suite
 from ktm.envs import models as models_lib
 from ktm.methods import ideal
@@ -106,6 +107,37 @@ def test_student_function_is_the_padded_policy_row_sliced_and_scaled(tiny_run):
   np.testing.assert_allclose(np.asarray(raw(obs)) * 3.0, expected, rtol=1e-6, atol=1e-6)
   with pytest.raises(ValueError, match='no task'):
     policy.load(tiny_run, 'Hopper')
+
+
+def test_agreement_matches_raw_size_policies_and_critics_on_the_same_replay_states(tiny_run):
+  """ktm.agreement against the raw-size student/teacher functions of ktm.policy and raw-size teacher critics, on
+  the replay rows it draws; the teachers measured as their own 'student' agree exactly."""
+  teacher_dir = os.path.join(os.path.dirname(tiny_run), 'teachers')
+  rows = agreement.measure(tiny_run, samples=64, seed=3)
+  suite = make_suite(BENCHMARK)
+  loaded = teachers.load(teacher_dir, suite)
+  picked = agreement.sample_rows(np.asarray(loaded.buffer.size), 64, 3)
+  raw_cfg = dataclasses.replace(loaded.cfg, obs_size=suite.obs_dims[0], act_size=suite.act_dims[0])
+  assert [r['task'] for r in rows] == list(suite.task_names)
+  for k, task in enumerate(suite.task_names):
+    obs = np.asarray(loaded.buffer.data.obs[k])[picked[k], :suite.obs_dims[k]]
+    student = np.asarray(policy.load(tiny_run, task, ctrl_units=False)(obs), np.float64)
+    rms = {j: np.sqrt(np.mean(np.square(np.asarray(policy.load_teacher(teacher_dir, j, ctrl_units=False)(obs))
+                                        - student))) for j in suite.task_names}
+    assert rows[k]['rmse_own'] == pytest.approx(rms[task], rel=1e-5, abs=1e-7)
+    assert rows[k]['rmse_other'] == pytest.approx({j: v for j, v in rms.items() if j != task}, rel=1e-5, abs=1e-7)
+    assert rows[k]['closest'] == min(rms, key=rms.get)
+    critic = teachers.raw_critic_params(jax.tree.map(lambda x: x[k], loaded.states.critic_params),
+                                        suite.obs_dims[k], suite.act_dims[k], suite.obs_size)
+    q = {j: np.mean(td3.q1(critic, obs, policy.load_teacher(teacher_dir, j, ctrl_units=False)(obs), raw_cfg))
+         for j in suite.task_names}
+    assert rows[k]['q_gap'] == pytest.approx(float(np.mean(td3.q1(critic, obs, student, raw_cfg)) - q[task]),
+                                             rel=1e-4, abs=1e-5)
+    assert rows[k]['q_gap_other'] == pytest.approx({j: float(v - q[task]) for j, v in q.items() if j != task},
+                                                   rel=1e-4, abs=1e-5)
+  assert max(r['rmse_own'] for r in rows) > 1e-3   # a 40-epoch student is not its teachers
+  for r in agreement.measure(teacher_dir, samples=64, seed=3, teacher_dir=teacher_dir):
+    assert r['rmse_own'] == 0 and r['q_gap'] == 0 and r['closest'] == r['task']
 
 
 def test_teacher_in_gymnasium_halfcheetah_follows_the_suite_step_by_step(tmp_path):
