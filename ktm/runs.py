@@ -235,10 +235,12 @@ def provenance() -> dict:
 
 
 def results_table(task_names, student_returns, teacher_returns=None) -> List[dict]:
-  """Rows {name, student_return, teacher_return, ratio}; teacher_return and ratio are None without teachers."""
+  """Rows {name, student_return, teacher_return, ratio}; teacher_return and ratio are None without teachers, and
+  the ratio is None where the teacher's return is not positive (a ratio of two negative returns says nothing; the
+  report leaves such tasks out of its ratios too)."""
   teacher_returns = [None] * len(task_names) if teacher_returns is None else teacher_returns
   return [dict(name=n, student_return=_number(s), teacher_return=None if t is None else float(t),
-               ratio=None if t is None or not np.isfinite(s) else (float(s / t) if t else float('nan')))
+               ratio=float(s / t) if t is not None and t > 0 and np.isfinite(s) else None)
           for n, s, t in zip(task_names, student_returns, teacher_returns)]
 
 

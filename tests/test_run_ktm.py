@@ -122,3 +122,12 @@ def test_next_chunk_stops_at_boundaries():
   assert loop.next_chunk(stages, 1, 0, cfg) == 3      # the random-action phase ends at online epoch 3
   assert loop.next_chunk(stages, 1, 3, cfg) == 7
   assert loop.next_chunk(stages, 1, 14, cfg) == 1     # global epoch 39 -> checkpoint at 40
+
+
+def test_results_table_ratio_only_against_a_positive_teacher_return():
+  rows = runs.results_table(['a', 'b', 'c', 'd'], np.array([100.0, -29.6, 5.0, np.nan]),
+                            np.array([200.0, -76.1, 0.0, 10.0]))
+  assert [r['ratio'] for r in rows] == [0.5, None, None, None]
+  assert [r['student_return'] for r in rows] == [100.0, -29.6, 5.0, None]
+  assert [r['teacher_return'] for r in rows] == [200.0, -76.1, 0.0, 10.0]
+  assert [r['ratio'] for r in runs.results_table(['a'], np.array([1.0]))] == [None]
