@@ -118,19 +118,18 @@ def test_agreement_matches_raw_size_policies_and_critics_on_the_same_replay_stat
   loaded = teachers.load(teacher_dir, suite)
   picked = agreement.sample_rows(np.asarray(loaded.buffer.size), 64, 3)
   raw_cfg = dataclasses.replace(loaded.cfg, obs_size=suite.obs_dims[0], act_size=suite.act_dims[0])
+  teacher_fns = {j: policy.load_teacher(teacher_dir, j, ctrl_units=False) for j in suite.task_names}
   assert [r['task'] for r in rows] == list(suite.task_names)
   for k, task in enumerate(suite.task_names):
     obs = np.asarray(loaded.buffer.data.obs[k])[picked[k], :suite.obs_dims[k]]
     student = np.asarray(policy.load(tiny_run, task, ctrl_units=False)(obs), np.float64)
-    rms = {j: np.sqrt(np.mean(np.square(np.asarray(policy.load_teacher(teacher_dir, j, ctrl_units=False)(obs))
-                                        - student))) for j in suite.task_names}
+    rms = {j: np.sqrt(np.mean(np.square(np.asarray(fn(obs)) - student))) for j, fn in teacher_fns.items()}
     assert rows[k]['rmse_own'] == pytest.approx(rms[task], rel=1e-5, abs=1e-7)
     assert rows[k]['rmse_other'] == pytest.approx({j: v for j, v in rms.items() if j != task}, rel=1e-5, abs=1e-7)
     assert rows[k]['closest'] == min(rms, key=rms.get)
     critic = teachers.raw_critic_params(jax.tree.map(lambda x: x[k], loaded.states.critic_params),
                                         suite.obs_dims[k], suite.act_dims[k], suite.obs_size)
-    q = {j: np.mean(td3.q1(critic, obs, policy.load_teacher(teacher_dir, j, ctrl_units=False)(obs), raw_cfg))
-         for j in suite.task_names}
+    q = {j: np.mean(td3.q1(critic, obs, fn(obs), raw_cfg)) for j, fn in teacher_fns.items()}
     assert rows[k]['q_gap'] == pytest.approx(float(np.mean(td3.q1(critic, obs, student, raw_cfg)) - q[task]),
                                              rel=1e-4, abs=1e-5)
     assert rows[k]['q_gap_other'] == pytest.approx({j: float(v - q[task]) for j, v in q.items() if j != task},
