@@ -210,6 +210,19 @@ def test_sweep_members_are_seeds_and_swept_values_make_labels(tmp_path):
   assert [r.label for r in labelled] == ['Mine alpha=0.5', 'Mine alpha=0.5', 'Mine alpha=0.0']
 
 
+def test_an_unfinished_sweep_gives_one_run_per_member_from_its_metrics(tmp_path):
+  """No results.json yet: config.json's sweep names the members; each member's best evaluation so far is read
+  from its own metrics.jsonl (member 0 in the run directory, member i in member_<i>/)."""
+  d = tmp_path / 'running'
+  write_run(d, dict(ktm_config(), method='ktm', sweep={'seeds': [0, 1], 'values': {}}),
+            metrics=curve_rows({'A': 120.0, 'B': 30.0}))
+  write_run(d / 'member_1', {}, metrics=curve_rows({'A': 90.0, 'B': 60.0}))
+  runs = runs_lib.load_runs([str(d)], auto_teachers=False)
+  assert [(r.label, r.seed, r.complete) for r in runs] == [('KTM', 0, False), ('KTM', 1, False)]
+  assert runs[0].returns == {'A': 120.0, 'B': 30.0} and runs[1].returns == {'A': 90.0, 'B': 60.0}
+  assert runs[0].wall_seconds is None and runs[0].path.endswith('#member0')
+
+
 def test_figures_written_and_curves_aligned(toy_runs, tmp_path):
   all_runs = runs_lib.load_runs([str(toy_runs / n) for n in ('teachers', 'ktm0', 'ktm1', 'td3mt')])
   s = tables.summarize(all_runs, 'toy', tables.load_paper(), reps=100)

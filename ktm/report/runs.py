@@ -200,16 +200,24 @@ def load_run(spec: str) -> List[Run]:
   results = read_json(os.path.join(path, 'results.json'))
   benchmark = (results or {}).get('benchmark') or config.get('benchmark')
   about = dict(command=command_of(path, config, results), machine=machine_of(config, results))
+  if results is None and len(config.get('sweep', {}).get('seeds', ())) > 1:   # a sweep still running
+    sweep = config['sweep']
+    results = dict(members=[dict(member=i, seed=seed, values={k: v[i] for k, v in sweep.get('values', {}).items()},
+                                 unfinished=True) for i, seed in enumerate(sweep['seeds'])])
   if results is not None and 'members' in results:
     members = results['members']
     runs = []
     for i, m in enumerate(members):
-      returns, teacher = _task_returns(m.get('tasks', []))
       index = m.get('member', i)
+      curves = read_curves(os.path.join(_member_dir(path, index), 'metrics.jsonl'))
+      if m.get('unfinished'):
+        returns, teacher = {t: float(np.max(r)) for t, (_, r) in curves.items()}, {}
+      else:
+        returns, teacher = _task_returns(m.get('tasks', []))
       runs.append(Run(f'{path}#member{index}', _member_label(method, config, members, i, label), method,
-                      benchmark, m.get('seed'), returns, teacher,
-                      read_curves(os.path.join(_member_dir(path, index), 'metrics.jsonl')), config,
-                      m.get('wall_seconds', results.get('wall_seconds')), True, dict(_swept(m)), **about))
+                      benchmark, m.get('seed'), returns, teacher, curves, config,
+                      m.get('wall_seconds', results.get('wall_seconds')), not m.get('unfinished'),
+                      dict(_swept(m)), **about))
     return runs
   curves = read_curves(os.path.join(path, 'metrics.jsonl'))
   if results is not None:
