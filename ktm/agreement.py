@@ -8,6 +8,8 @@ action for task k, f^k(pi_S(s_hat)), with
   - every other teacher j whose task has the same obs/act sizes (`rmse_other[j]`, and `q_gap_other[j]`: teacher j's
     action valued by teacher k's critic, as `q_gap`): a student that cannot tell task k from task j (it has no task
     id) is closer to teacher j than to teacher k, with a Q1 gap like teacher j's.
+Policies that saturate at +-1 (HalfCheetah's are nearly bang-bang) differ by RMS distances near 1 even when they
+return the same, so read the Q1 gaps alongside the distances.
 
   from ktm import agreement
   rows = agreement.measure('/tmp/ktm/run', member=0)     # one dict per task, suite order
