@@ -45,8 +45,8 @@ def sample_rows(sizes, samples: int, seed: int) -> np.ndarray:
 def measure(workdir: str, member: int = 0, samples: int = 4096, backend: str = 'auto', seed: int = 0,
             teacher_dir: Optional[str] = None) -> List[dict]:
   """One row per task of the run's suite: {'task', 'rmse_own', 'q_gap', 'teacher_q1', 'closest',
-  'rmse_other': {task: rmse}, 'q_gap_other': {task: gap}}, from `samples` states drawn from each D_k (`sample_rows`); the teachers are the member's own set
-  unless `teacher_dir` names another."""
+  'rmse_other': {task: rmse}, 'q_gap_other': {task: gap}}, from `samples` states drawn from each D_k
+  (`sample_rows`); the teachers are the member's own set unless `teacher_dir` names another."""
   if samples < 1:
     raise ValueError(f'samples must be >= 1, got {samples}')
   method, learner, config = runs.restore(workdir, backend, member)
