@@ -64,12 +64,11 @@ def measure(workdir: str, member: int = 0, samples: int = 4096, backend: str = '
   # teacher j on every task's states, with its own mask: [J, K, N, A_t]
   by_teacher = jax.vmap(lambda p, m: jax.vmap(lambda o: td3.policy(p, o, cfg, m))(teacher_obs))(
       teachers.states.actor_params, masks)
-  own = by_teacher[jnp.arange(suite.num_tasks), jnp.arange(suite.num_tasks)]   # teacher k on task k
   q1 = jax.vmap(lambda c, o, a, m: td3.q1(c, *transfer.teacher_inputs(o, a, cfg, m), cfg))
-  q_student = np.asarray(q1(teachers.states.critic_params, obs, student, masks)).mean(axis=1)
-  q_teacher = np.asarray(q1(teachers.states.critic_params, obs, own, masks)).mean(axis=1)
+  q_student = np.asarray(q1(teachers.states.critic_params, obs, student, masks)).mean(axis=1)       # [K]
   q_by_teacher = np.asarray(jax.vmap(lambda a: q1(teachers.states.critic_params, obs, a, masks))(by_teacher)
-                            ).mean(axis=2)                                                    # [J, K]
+                            ).mean(axis=2)                          # [J, K]: teacher j's actions, task k's critic
+  q_teacher = np.diagonal(q_by_teacher)                             # teacher k's own actions
   dist = action_distances(student, by_teacher, suite.act_dims)
   out = []
   for k, name in enumerate(suite.task_names):
