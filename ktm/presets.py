@@ -40,8 +40,10 @@ KTM = {
     # The paper's KTM-DRL: 500K offline + 500K online epochs, 400-400 student, its teachers from TEACHERS['paper'].
     # Sec. 3.4: "the exploration noise is N(0, 0.1), the clip threshold c = 0.5" for acting AND Eq. 3's target
     # smoothing (read as std 0.1, TD3's notation), so the student's target_noise is 0.1, not TD3's 0.2. No warm-up
-    # before online updates (the paper has none; the authors' code waits 10k steps: --online_start_steps=10000) and
-    # Adam moments carry over from the offline stage (the paper is silent; the authors' code re-creates them).
+    # before online updates: the paper has none, and neither has the authors' code in effect (train-ktm.py updates
+    # once `st >= observation` = 10k, but its online `st` starts at the 500k offline steps, and its online buffer is
+    # emptied first, so updates start at the first online step). Adam moments carry over from the offline stage (the
+    # paper is silent; the authors' code steps separate online optimizers, i.e. fresh moments).
     'paper': dict(benchmark='halfcheetah_group', teachers='paper', cfg=dict(target_noise=0.1), ktm={}, loop={}),
     # pendulum_group on a 2-core CPU, teachers included (see WORKSPACE.md for time and ratios).
     'quick': dict(benchmark='pendulum_group', teachers='quick', cfg=_QUICK_NETS,
@@ -75,7 +77,8 @@ TD3_MT = {
 
 def _from_scratch(cfg_quick: dict) -> dict:
   """Presets of an off-policy baseline trained from scratch on one OffPolicySchedule: the paper's 1M epochs (10k
-  uniform-random first, as the authors' code waits 10k steps), 10k epochs on pendulum_group for a 2-core CPU, and
+  without updates first, as the authors' loop with no offline stage; their actions are the student's noisy ones,
+  here uniform-random as in TD3), 10k epochs on pendulum_group for a 2-core CPU, and
   the CPU-scale Benchmark A budget."""
   return {'paper': dict(benchmark='halfcheetah_group', teachers='paper', cfg={}, schedule=dict(start_steps=10_000),
                         loop={}),

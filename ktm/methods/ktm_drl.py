@@ -38,8 +38,8 @@ class KTMConfig:
   offline_chunk: int = 500             # offline epochs per compiled call (no env interaction: exact)
   online_capacity: int = 1_000_000     # transitions per task in D'_k
   switch_every: int = 1000             # epochs per task in the flat ("w/o HER") schedule: one episode
-  online_start_steps: int = 0          # uniform-random online epochs (no updates) before learning; the paper is
-                                       # silent, the authors' code waits 10k
+  online_start_steps: int = 0          # uniform-random online epochs (no updates) before learning; the paper has
+                                       # none, the authors' code none in effect (ktm/presets.py)
 
   RANGES = dict(offline_epochs=validate.NON_NEGATIVE_INT, online_epochs=validate.NON_NEGATIVE_INT,
                 alpha=validate.NON_NEGATIVE, beta=validate.NON_NEGATIVE,
