@@ -18,12 +18,13 @@ import os
 import shutil
 import sys
 import tempfile
-from typing import Any, Callable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
+from orbax.checkpoint.checkpoint_managers import preservation_policy as preservation
 from jax.experimental import multihost_utils
 
 MANIFEST = 'ktm_manifest.json'
@@ -259,14 +260,16 @@ def _stderr_line(line: str) -> None:
 
 class CheckpointManager:
   """Numbered, verified checkpoints of (state pytree, JSON-able extras) under `directory`; the newest
-  `max_to_keep` (>= 2) are kept, each written atomically (orbax) and then given its manifest.
+  `max_to_keep` (>= 2) are kept, and also every step in `keep_steps` (e.g. the loop's stage boundaries), each
+  written atomically (orbax) and then given its manifest.
 
   `restore` uses the newest checkpoint that passes `verify` and restores cleanly; when it has to skip newer ones it
   reports them in ONE line through `report` (default: stderr) and keeps it in `restore_message`. `restored_step`
   is the step it used. Nothing is created on disk before the first `save`.
   """
 
-  def __init__(self, directory: str, max_to_keep: int = 2, report: Optional[Callable[[str], None]] = _stderr_line):
+  def __init__(self, directory: str, max_to_keep: int = 2, report: Optional[Callable[[str], None]] = _stderr_line,
+               keep_steps: Sequence[int] = ()):
     if max_to_keep < 2:
       raise ValueError(f'max_to_keep = {max_to_keep} is not allowed: must be >= 2 (a fallback must exist)')
     self.directory = os.path.abspath(directory)
@@ -274,8 +277,10 @@ class CheckpointManager:
     self.restored_step: Optional[int] = None
     self.restore_message: Optional[str] = None
     self._manager = ocp.CheckpointManager(
-        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=False,
-                                                             cleanup_tmp_directories=True),
+        self.directory, options=ocp.CheckpointManagerOptions(
+            create=False, cleanup_tmp_directories=True,
+            preservation_policy=preservation.AnyPreservationPolicy(
+                [preservation.LatestN(max_to_keep), preservation.CustomSteps(list(keep_steps))])),
         item_names=('state', 'extra'))
 
   def all_steps(self) -> List[int]:

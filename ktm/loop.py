@@ -8,7 +8,7 @@ Compiled (one `jit` per chunk kind, the run state donated):
 Host (`train`): stages in order, chunk boundaries at evaluations, checkpoints and stage ends (derived from the epoch
 counters alone, so a resumed run takes exactly the chunks of an uninterrupted one: bit-identical on CPU), a NaN/Inf
 guard after every chunk, SIGTERM / SIGINT saving a checkpoint at the next chunk boundary, resume from the newest
-valid checkpoint.
+valid checkpoint. The checkpoints at stage boundaries are kept (KTM's offline end: ablations start from it).
 """
 
 import collections
@@ -294,6 +294,13 @@ def stage_offsets(stages: Tuple[Stage, ...]) -> np.ndarray:
   return np.cumsum([0] + [s.epochs for s in stages])
 
 
+def stage_boundaries(stages: Tuple[Stage, ...]) -> Tuple[int, ...]:
+  """Global epochs where one non-empty stage ends and another begins: the loop checkpoints there and keeps those
+  checkpoints (a run can start from another's first stage, `ktm.runs.start_from_first_stage`)."""
+  offsets = stage_offsets(stages)
+  return tuple(int(g) for g in offsets[1:-1] if 0 < g < offsets[-1])
+
+
 def next_chunk(stages: Tuple[Stage, ...], stage: int, epoch: int, cfg: LoopConfig) -> int:
   """Epochs in the next compiled call: up to the stage's chunk, stopping at evaluations (stage epochs), checkpoints
   (global epochs), the end of the random-action phase and the stage's end."""
@@ -401,7 +408,10 @@ def train(method: Method, suite: Suite, eval_suite: Suite, aux: Any, cfg: LoopCo
   sweep = sweep or sweep_lib.single(cfg.seed)
   reporter = reporter or Reporter()
   state = init_members(sweep, method, suite, mesh)
-  manager = checkpoint.CheckpointManager(os.path.join(workdir, 'checkpoints')) if workdir else None
+  manager = None
+  if workdir:
+    manager = checkpoint.CheckpointManager(os.path.join(workdir, 'checkpoints'),
+                                           keep_steps=stage_boundaries(method.stages()))
   try:
     return _train(method, suite, eval_suite, aux, cfg, manager, state, sweep, aux_axis, mesh, reporter,
                   exit_after_checkpoint, on_start)
@@ -414,6 +424,7 @@ def _train(method, suite, eval_suite, aux, cfg, manager, state, sweep, aux_axis,
            exit_after_checkpoint, on_start):
   stages = method.stages()
   offsets = stage_offsets(stages)
+  boundaries = stage_boundaries(stages)
   hparams, seeds = global_arrays((sweep.hparams(), seeds_array(sweep)), (0, 0), mesh)
   aux = global_arrays(aux, aux_axis, mesh)
   state, extra, restored = _restore(manager, state)
@@ -466,7 +477,8 @@ def _train(method, suite, eval_suite, aux, cfg, manager, state, sweep, aux_axis,
         os._exit(3)   # simulated kill: nothing after the last checkpoint is kept
       state = advance_stage(state, method, mesh)
       done = int(state.stage) >= len(stages)
-      if manager is not None and (g % cfg.checkpoint_every == 0 or done or signals.received):
+      if manager is not None and (g % cfg.checkpoint_every == 0 or done or signals.received
+                                  or g in boundaries):
         manager.save(g, state, {'history': history, 'wall_seconds': wall_before + time.perf_counter() - start,
                                 'diverged': {str(k): v for k, v in diverged.items()}})
         saves += 1

@@ -2,9 +2,10 @@
 
 A run directory (WORKDIR) holds
   config.json      {'method', 'benchmark', 'seed', 'loop': LoopConfig, <method field>: <its config>, 'teacher_dir',
-                   'sweep'} written only once training really starts; a resumed run must match it (differing fields
-                   named)
-  checkpoints/     the whole RunState of all members every `checkpoint_every` epochs (orbax, checksummed, two kept)
+                   'sweep', and 'init_from' for a run started from another's first stage} written only once training
+                   really starts; a resumed run must match it (differing fields named)
+  checkpoints/     the whole RunState of all members every `checkpoint_every` epochs (orbax, checksummed, two kept,
+                   and the one at each stage boundary)
   metrics.csv / metrics.jsonl / tensorboard/   one row per evaluation, per member (member m > 0 in member_<m>/)
   results.json     {'benchmark', 'method', 'members': [{'member', 'seed', 'values', 'tasks': [{'name',
                    'student_return', 'teacher_return', 'ratio'}]}], 'summary': per setting and task, mean and std over
@@ -18,12 +19,14 @@ import errno
 import json
 import os
 import platform
+import shutil
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 
 from ktm import checkpoint, loop, metrics, replay
 from ktm import sweep as sweep_lib
@@ -59,12 +62,14 @@ def build_method(name: str, tasks: TaskInfo, configs: Dict[str, Any], teacher_cf
 
 
 def run_config(method: Method, benchmark: str, loop_cfg: loop.LoopConfig, teacher_dir: Optional[str],
-               sweep: Optional[Sweep] = None) -> dict:
+               sweep: Optional[Sweep] = None, init_from: Optional[str] = None) -> dict:
   """What config.json holds (as it reads back: tuples become lists)."""
   sweep = sweep or sweep_lib.single(loop_cfg.seed)
   config = dict(method=method.name, benchmark=benchmark, seed=loop_cfg.seed, loop=dataclasses.asdict(loop_cfg),
                 **method_config_json(method), teacher_dir=os.path.abspath(teacher_dir) if teacher_dir else None,
                 sweep=sweep.to_json())
+  if init_from:
+    config['init_from'] = os.path.abspath(init_from)
   return json.loads(json.dumps(config))
 
 
@@ -89,6 +94,48 @@ def _diff(saved, wanted, prefix=''):
       yield from _diff(saved.get(key), wanted.get(key), f'{prefix}{key}.')
   elif saved != wanted:
     yield f'{prefix[:-1]}: {saved} -> {wanted}'
+
+
+def _without(config: dict, dotted: Tuple[str, ...]) -> dict:
+  """`config` less the fields named 'section.field' (and less 'init_from')."""
+  out = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items() if k != 'init_from'}
+  for name in dotted:
+    section, _, field = name.partition('.')
+    if isinstance(out.get(section), dict):
+      out[section].pop(field, None)
+  return out
+
+
+def start_from_first_stage(source: str, workdir: str, method: Method, config: dict) -> int:
+  """Seeds the new run WORKDIR (config `config`) with run SOURCE's checkpoint at the end of its first stage and
+  SOURCE's metrics up to there, so that training WORKDIR resumes there and runs only the later stages. SOURCE's
+  config.json must equal `config` except in `method.later_stage_fields` (fields the first stage never reads), so
+  the result is, bit for bit, what training the first stage again would give (tests/test_run_ktm.py); its
+  evaluations and wall time up to the boundary are SOURCE's. Returns the boundary's global epoch."""
+  boundaries = loop.stage_boundaries(method.stages())
+  if not boundaries or not method.later_stage_fields:
+    raise ValueError(f'--init_from: {method.name} with these settings has no first stage to start after')
+  boundary = boundaries[0]
+  source_config = load_run_config(source)
+  diff = sorted(_diff(_without(source_config, method.later_stage_fields),
+                      _without(config, method.later_stage_fields)))
+  if diff:
+    raise ValueError(f'--init_from={source}: that run differs in more than the settings only later stages read '
+                     f'({", ".join(method.later_stage_fields)}): ' + '; '.join(diff))
+  step_dir = os.path.join(source, 'checkpoints', str(boundary))
+  if not os.path.isdir(step_dir):
+    raise FileNotFoundError(f'--init_from={source}: it keeps no checkpoint at the end of its first stage (epoch '
+                            f'{boundary:,}): a later checkpoint replaced it (runs keep it since 2026-11-26)')
+  checkpoint.verify(step_dir)
+  shutil.copytree(step_dir, os.path.join(workdir, 'checkpoints', str(boundary)), dirs_exist_ok=True)
+  for m in range(config_sweep(config).size):
+    src, dst = member_dir(source, m), member_dir(workdir, m)
+    os.makedirs(dst, exist_ok=True)
+    for name in ('metrics.csv', 'metrics.jsonl'):
+      if os.path.exists(os.path.join(src, name)):
+        shutil.copyfile(os.path.join(src, name), os.path.join(dst, name))
+    metrics.drop_rows_after(dst, boundary)
+  return boundary
 
 
 def load_run_config(workdir: str) -> dict:
@@ -375,18 +422,25 @@ def teacher_returns(metas) -> np.ndarray:
 def train(method: Method, benchmark: str, suite: Suite, loop_cfg: loop.LoopConfig, workdir: str, teachers,
           backend: str, tensorboard: bool, progress_bar: bool, exit_after_checkpoint: Optional[int],
           desc: Optional[str] = None, teacher_dir: Optional[str] = None, sweep: Optional[Sweep] = None,
-          aux_axis: Optional[int] = None):
+          aux_axis: Optional[int] = None, init_from: Optional[str] = None):
   """Validates the run directory, the sweep and memory, then trains all members on the shared loop; config.json
   is written when the first chunk is about to run. `teachers` is one set, or with aux_axis=0 a list of one set per
-  member. Returns (final RunState [S, ...], history, wall seconds, mesh, diverged members {m: epoch})."""
+  member; `init_from`: a run to start from the first-stage end of (`start_from_first_stage`). Returns (final
+  RunState [S, ...], history, wall seconds, mesh, diverged members {m: epoch})."""
   sweep = sweep or sweep_lib.single(loop_cfg.seed)
   sweep_lib.member_methods(method, sweep)                     # every member's values validated
   check_workdir_writable(workdir)
-  config = run_config(method, benchmark, loop_cfg, teacher_dir, sweep)
+  config = run_config(method, benchmark, loop_cfg, teacher_dir, sweep, init_from)
   resuming = check_config(workdir, config)
   mesh = member_mesh(sweep.size)
   if not resuming:
     check_resources(method, suite, workdir, sweep.size, 1 if mesh is None else mesh.devices.size)
+    if init_from:
+      if jax.process_index() == 0:
+        boundary = start_from_first_stage(init_from, workdir, method, config)
+        print(f'starting from {init_from} at the end of its first stage (epoch {boundary:,})')
+      if jax.process_count() > 1:
+        multihost_utils.sync_global_devices('ktm init_from copied')
   eval_suite = make_suite(benchmark, num_envs=loop_cfg.eval_episodes, backend=backend)
   if aux_axis is None:
     aux = method.make_aux(teachers)
@@ -417,13 +471,14 @@ def train(method: Method, benchmark: str, suite: Suite, loop_cfg: loop.LoopConfi
 def run(method_name: str, benchmark: str, configs: Dict[str, Any], loop_cfg: loop.LoopConfig, workdir: str,
         teacher_dir: Optional[str] = None, teacher_preset: Optional[dict] = None, backend: str = 'auto',
         tensorboard: bool = True, progress_bar: bool = True, exit_after_checkpoint: Optional[int] = None,
-        sweep: Optional[Sweep] = None) -> dict:
+        sweep: Optional[Sweep] = None, init_from: Optional[str] = None) -> dict:
   """Any student method end to end, for every member of `sweep` (default: one, with `loop_cfg.seed`): teachers
   (needed by KTM and A2C-MT; trained first in `teacher_dir` if the set is incomplete and a preset is given), then
   the method, resuming from WORKDIR/checkpoints. A member of seed `loop_cfg.seed + i` uses teacher set i (the
   teachers of the same seed, when TEACHER_DIR holds a teacher sweep of `--seeds` seeds), else all members use the
-  first set (printed). Writes results.json with the teachers'
-  returns as the ratio's denominator (if `teacher_dir` holds teachers) and prints the table.
+  first set (printed). With `init_from`, a new run starts from that run's first-stage end (`start_from_first_stage`).
+  Writes results.json with the teachers' returns as the ratio's denominator (if `teacher_dir` holds teachers) and
+  prints the table.
 
   `configs` maps each of the method's config fields to keyword arguments (TD3Config-like configs get the suite's
   padded obs/act sizes here)."""
@@ -436,7 +491,7 @@ def run(method_name: str, benchmark: str, configs: Dict[str, Any], loop_cfg: loo
   method = build_method(method_name, tasks, configs)          # validates every config before any work
   uses_teachers = any(m.uses_teachers for m in sweep_lib.member_methods(method, sweep))
   check_workdir_writable(workdir)
-  if not check_config(workdir, run_config(method, benchmark, loop_cfg, teacher_dir, sweep)):
+  if not check_config(workdir, run_config(method, benchmark, loop_cfg, teacher_dir, sweep, init_from)):
     check_resources(method, suite, workdir, sweep.size, len(jax.devices()))  # before teachers are trained/loaded
   metas = teachers = None
   if uses_teachers or (teacher_dir and teacher_preset is not None):
@@ -459,7 +514,8 @@ def run(method_name: str, benchmark: str, configs: Dict[str, Any], loop_cfg: loo
   state, history, wall, _, diverged = train(method, benchmark, suite, loop_cfg, workdir, teachers, backend,
                                             tensorboard, progress_bar, exit_after_checkpoint,
                                             teacher_dir=teacher_dir, sweep=sweep,
-                                            aux_axis=0 if uses_teachers and per_member else None)
+                                            aux_axis=0 if uses_teachers and per_member else None,
+                                            init_from=init_from)
   del state
   reference = None
   if metas is not None:

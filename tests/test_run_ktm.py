@@ -36,6 +36,26 @@ def teacher_dir(tmp_path_factory):
   return directory
 
 
+def main_in_process(args):
+  """run_ktm.main with `args` (flags reset before and after; compiled chunks are shared between calls)."""
+  from absl import flags
+  from experiments import run_ktm
+  flags.FLAGS.unparse_flags()
+  flags.FLAGS(['run_ktm'] + args)
+  try:
+    run_ktm.main([])
+  finally:
+    flags.FLAGS.unparse_flags()
+
+
+@pytest.fixture(scope='module')
+def full_run(teacher_dir, tmp_path_factory):
+  """A tiny KTM-DRL run to the end: 40 offline + 40 online epochs, checkpoints every 20."""
+  full = str(tmp_path_factory.mktemp('full'))
+  main_in_process([f'--workdir={full}', f'--teacher_dir={teacher_dir}'] + TINY_KTM)
+  return full
+
+
 def run_script(args, expect_rc=0):
   proc = subprocess.run([sys.executable, os.path.join(ROOT, 'experiments', 'run_ktm.py')] + args, cwd=ROOT,
                         capture_output=True, text=True, timeout=600)
@@ -57,12 +77,8 @@ def final_state(workdir):
   return step, state, extra
 
 
-def test_main_end_to_end_and_resume_after_kill_is_bit_identical(teacher_dir, tmp_path):
-  from absl import flags
-  from experiments import run_ktm
-  full = str(tmp_path / 'full')
-  flags.FLAGS(['run_ktm', f'--workdir={full}', f'--teacher_dir={teacher_dir}'] + TINY_KTM)
-  run_ktm.main([])
+def test_main_end_to_end_and_resume_after_kill_is_bit_identical(teacher_dir, full_run, tmp_path):
+  full = full_run
   results = json.load(open(os.path.join(full, 'results.json')))
   names = make_suite('pendulum_group').task_names
   assert [r['name'] for r in results['tasks']] == list(names)
@@ -87,6 +103,40 @@ def test_main_end_to_end_and_resume_after_kill_is_bit_identical(teacher_dir, tmp
   # Evaluations logged between the last checkpoint and the kill are not duplicated after the resume.
   steps = [json.loads(line)['step'] for line in open(os.path.join(killed, 'metrics.jsonl'))]
   assert steps == [20, 40, 60, 80]
+
+
+def test_init_from_the_offline_end_equals_training_from_scratch(teacher_dir, full_run, tmp_path):
+  # The finished run kept its offline-end checkpoint (epoch 40) besides its newest two.
+  assert sorted(os.listdir(os.path.join(full_run, 'checkpoints')), key=int) == ['40', '60', '80']
+  online_only = ['--alpha=0', '--beta=0.5', '--target_noise=0.3', '--online_epochs=20']
+  scratch, started = str(tmp_path / 'scratch'), str(tmp_path / 'started')
+  main_in_process([f'--workdir={scratch}', f'--teacher_dir={teacher_dir}'] + TINY_KTM + online_only)
+  main_in_process([f'--workdir={started}', f'--teacher_dir={teacher_dir}', f'--init_from={full_run}']
+                  + TINY_KTM + online_only)
+  assert runs.load_run_config(started)['init_from'] == full_run
+  step, state, extra = final_state(started)
+  scratch_step, scratch_state, scratch_extra = final_state(scratch)
+  assert step == scratch_step == 60 and tree_equal(state, scratch_state)
+  assert extra['history'] == scratch_extra['history']          # the offline evaluations are the source's
+  rows = lambda d: [{k: v for k, v in json.loads(line).items()} for line in open(os.path.join(d, 'metrics.jsonl'))]
+  assert [r['step'] for r in rows(started)] == [20, 40, 60] and rows(started) == rows(scratch)
+  for key in ('members', 'summary'):
+    assert json.load(open(os.path.join(started, 'results.json')))[key] == \
+        json.load(open(os.path.join(scratch, 'results.json')))[key]
+
+  # Refused: a source differing in a field the offline stage reads, and a source without its offline-end checkpoint.
+  config = dict(runs.load_run_config(full_run), ktm=dict(runs.load_run_config(full_run)['ktm'], offline_epochs=30))
+  method = runs.build_method('ktm', TaskInfo.from_suite(make_suite('pendulum_group')), config,
+                             teachers.load_config(teacher_dir))
+  with pytest.raises(ValueError, match=r'differs in more than .*: ktm\.offline_epochs: 40 -> 30$'):
+    runs.start_from_first_stage(full_run, str(tmp_path / 'x'), method, config)
+  no_checkpoint = tmp_path / 'no_checkpoint'
+  no_checkpoint.mkdir()
+  (no_checkpoint / 'config.json').write_text(json.dumps(runs.load_run_config(full_run)))
+  method = runs.build_method('ktm', TaskInfo.from_suite(make_suite('pendulum_group')),
+                             runs.load_run_config(full_run), teachers.load_config(teacher_dir))
+  with pytest.raises(FileNotFoundError, match='keeps no checkpoint at the end of its first stage'):
+    runs.start_from_first_stage(str(no_checkpoint), str(tmp_path / 'y'), method, runs.load_run_config(full_run))
 
 
 def test_resume_with_another_config_is_refused_naming_only_the_differing_fields(tmp_path):
