@@ -106,12 +106,10 @@ def _without(config: dict, dotted: Tuple[str, ...]) -> dict:
   return out
 
 
-def start_from_first_stage(source: str, workdir: str, method: Method, config: dict) -> int:
-  """Seeds the new run WORKDIR (config `config`) with run SOURCE's checkpoint at the end of its first stage and
-  SOURCE's metrics up to there, so that training WORKDIR resumes there and runs only the later stages. SOURCE's
-  config.json must equal `config` except in `method.later_stage_fields` (fields the first stage never reads), so
-  the result is, bit for bit, what training the first stage again would give (tests/test_run_ktm.py); its
-  evaluations and wall time up to the boundary are SOURCE's. Returns the boundary's global epoch."""
+def first_stage_checkpoint(source: str, method: Method, config: dict) -> Tuple[int, str]:
+  """(global epoch, checkpoint directory) of run SOURCE's first-stage end, once SOURCE is known to fit a new run of
+  `config`: its config.json equals `config` except in `method.later_stage_fields` (fields the first stage never
+  reads), and it kept a valid checkpoint at that epoch."""
   boundaries = loop.stage_boundaries(method.stages())
   if not boundaries or not method.later_stage_fields:
     raise ValueError(f'--init_from: {method.name} with these settings has no first stage to start after')
@@ -127,6 +125,15 @@ def start_from_first_stage(source: str, workdir: str, method: Method, config: di
     raise FileNotFoundError(f'--init_from={source}: it keeps no checkpoint at the end of its first stage (epoch '
                             f'{boundary:,}): a later checkpoint replaced it (runs keep it since 2026-11-26)')
   checkpoint.verify(step_dir)
+  return boundary, step_dir
+
+
+def start_from_first_stage(source: str, workdir: str, method: Method, config: dict) -> int:
+  """Seeds the new run WORKDIR (config `config`) with run SOURCE's checkpoint at the end of its first stage and
+  SOURCE's metrics up to there (`first_stage_checkpoint` checks SOURCE), so that training WORKDIR resumes there and
+  runs only the later stages: bit for bit what training the first stage again would give (tests/test_run_ktm.py);
+  the evaluations and wall time up to the boundary are SOURCE's. Returns the boundary's global epoch."""
+  boundary, step_dir = first_stage_checkpoint(source, method, config)
   shutil.copytree(step_dir, os.path.join(workdir, 'checkpoints', str(boundary)), dirs_exist_ok=True)
   for m in range(config_sweep(config).size):
     src, dst = member_dir(source, m), member_dir(workdir, m)
@@ -491,8 +498,11 @@ def run(method_name: str, benchmark: str, configs: Dict[str, Any], loop_cfg: loo
   method = build_method(method_name, tasks, configs)          # validates every config before any work
   uses_teachers = any(m.uses_teachers for m in sweep_lib.member_methods(method, sweep))
   check_workdir_writable(workdir)
-  if not check_config(workdir, run_config(method, benchmark, loop_cfg, teacher_dir, sweep, init_from)):
-    check_resources(method, suite, workdir, sweep.size, len(jax.devices()))  # before teachers are trained/loaded
+  config = run_config(method, benchmark, loop_cfg, teacher_dir, sweep, init_from)
+  if not check_config(workdir, config):                       # before teachers are trained/loaded:
+    check_resources(method, suite, workdir, sweep.size, len(jax.devices()))
+    if init_from:
+      first_stage_checkpoint(init_from, method, config)
   metas = teachers = None
   if uses_teachers or (teacher_dir and teacher_preset is not None):
     metas = ensure_teachers(benchmark, suite, teacher_dir, teacher_preset, backend, tensorboard, progress_bar,

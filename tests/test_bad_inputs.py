@@ -79,6 +79,10 @@ CASES = [
     Case('ktm_workdir_holds_another_run', K, QUICK, 'another configuration', setup='other_run'),
     Case('ktm_teacher_dir_of_another_suite', K, QUICK + ('--teacher_dir={teachers}',),
          'halfcheetah|other (tasks|suite|benchmark)', setup='other_teachers'),
+    Case('ktm_init_from_missing_run', K, QUICK + ('--init_from={root}/missing',), 'no run directory'),
+    Case('ktm_init_from_corrupt_config', K, QUICK + ('--init_from={run}',), 'corrupt json', setup='corrupt_config'),
+    Case('ktm_init_from_another_runs_settings', K, QUICK + ('--init_from={run}',),
+         r'differs in more than .*benchmark: halfcheetah_group -> pendulum_group', setup='source_run'),
     # evaluate.py
     Case('evaluate_missing_run_dir', E, ('--checkpoint={root}/missing',), 'no run directory'),
     Case('evaluate_corrupt_config', E, ('--checkpoint={run}',), 'corrupt json', setup='corrupt_config'),
@@ -126,6 +130,13 @@ def _setup_corrupt_config(root):
     f.write('{oops')
 
 
+def _setup_source_run(root):
+  """{run}: a KTM-DRL run directory of another benchmark (config.json only)."""
+  os.makedirs(os.path.join(root, 'run'))
+  with open(os.path.join(root, 'run', 'config.json'), 'w') as f:
+    json.dump({'method': 'ktm', 'benchmark': 'halfcheetah_group', 'seed': 0}, f)
+
+
 def _setup_read_only(root):
   """{root}/ro: a read-only file system (a tmpfs mounted ro) or, for non-root users, a mode 0555 directory."""
   path = os.path.join(root, 'ro')
@@ -148,7 +159,7 @@ def _teardown(root):
 
 SETUPS = {'': lambda root: None, 'afile': _setup_afile, 'other_run': _setup_other_run,
           'other_teachers': _setup_other_teachers, 'corrupt_config': _setup_corrupt_config,
-          'read_only': _setup_read_only}
+          'read_only': _setup_read_only, 'source_run': _setup_source_run}
 
 
 def snapshot(root: str) -> Dict[str, tuple]:
