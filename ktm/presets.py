@@ -43,7 +43,7 @@ KTM = {
     # before online updates: the paper has none, and neither has the authors' code in effect (train-ktm.py updates
     # once `st >= observation` = 10k, but its online `st` starts at the 500k offline steps, and its online buffer is
     # emptied first, so updates start at the first online step). Adam moments carry over from the offline stage (the
-    # paper is silent; the authors' code steps separate online optimizers, i.e. fresh moments).
+    # paper is silent; the authors' code steps separate online optimizers, i.e. fresh moments: --online_adam=fresh).
     'paper': dict(benchmark='halfcheetah_group', teachers='paper', cfg=dict(target_noise=0.1), ktm={}, loop={}),
     # pendulum_group on a 2-core CPU, teachers included (see WORKSPACE.md for time and ratios).
     'quick': dict(benchmark='pendulum_group', teachers='quick', cfg=_QUICK_NETS,

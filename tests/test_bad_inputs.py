@@ -72,6 +72,7 @@ CASES = [
     Case('ktm_offline_epochs_negative', K, QUICK + ('--offline_epochs=-1',), 'offline_epochs'),
     Case('ktm_unknown_combine', K, QUICK + ('--combine=bogus',), 'combine'),
     Case('ktm_unknown_replay', K, QUICK + ('--replay=bogus',), 'replay'),
+    Case('ktm_unknown_online_adam', K, QUICK + ('--online_adam=reset',), 'online_adam'),
     Case('ktm_checkpoint_every_0', K, QUICK + ('--checkpoint_every=0',), 'checkpoint_every'),
     Case('ktm_unknown_benchmark', K, QUICK + ('--benchmark=no_such_suite',), 'no_such_suite'),
     Case('ktm_teacher_dir_under_a_file', K, QUICK + ('--teacher_dir={root}/afile/teachers',), 'not a directory',

@@ -263,3 +263,30 @@ def test_joint_online_epoch_takes_one_critic_and_one_actor_step(nets):
   expected_targets = td3.soft_update(s.target_actor_params, out.actor_params, STUDENT.tau)
   jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7), out.target_actor_params,
                expected_targets)
+
+
+def _adam_leaves(opt_state, name):
+  """The leaves of an optax state whose path ends in field `name` (Adam's 'count', 'mu', 'nu')."""
+  return [x for path, x in jax.tree_util.tree_leaves_with_path(opt_state)
+          if any(getattr(k, 'name', None) == name for k in path)]
+
+
+def test_online_stage_begins_with_synced_targets_and_carried_or_fresh_adam(nets, batch):
+  """Line 9 copies the nets into the targets; 'carry' keeps the offline Adam states, 'fresh' restarts them (zero
+  moments, step count 0) as the authors' separate online optimizers do."""
+  state, teacher = nets
+  for _ in range(3):     # Adam states past their initial ones
+    state, _ = student.offline_task_update(state, teacher.critic_params, batch, MASK, STUDENT, TEACHER)
+  carried = student.begin_online(state, STUDENT, student.KTMConfig())
+  assert tree_equal(carried.target_actor_params, state.actor_params)
+  assert tree_equal(carried.target_critic_params, state.critic_params)
+  assert tree_equal((carried.actor_opt_state, carried.critic_opt_state),
+                    (state.actor_opt_state, state.critic_opt_state))
+  assert [int(c) for c in _adam_leaves(carried.critic_opt_state, 'count')] == [3]
+  fresh = student.begin_online(state, STUDENT, student.KTMConfig(online_adam='fresh'))
+  assert tree_equal(fresh.target_critic_params, state.critic_params)
+  assert tree_equal(fresh.actor_params, state.actor_params)
+  for opt_state in (fresh.actor_opt_state, fresh.critic_opt_state):
+    assert [int(c) for c in _adam_leaves(opt_state, 'count')] == [0]
+    moments = _adam_leaves(opt_state, 'mu') + _adam_leaves(opt_state, 'nu')
+    assert moments and all(float(jnp.abs(x).max()) == 0.0 for x in moments)

@@ -40,13 +40,15 @@ class KTMConfig:
   switch_every: int = 1000             # epochs per task in the flat ("w/o HER") schedule: one episode
   online_start_steps: int = 0          # uniform-random online epochs (no updates) before learning; the paper has
                                        # none, the authors' code none in effect (ktm/presets.py)
+  online_adam: str = 'carry'           # 'carry': the online stage goes on with the offline stage's Adam moments;
+                                       # 'fresh': new ones (the authors' code steps separate online optimizers)
 
   RANGES = dict(offline_epochs=validate.NON_NEGATIVE_INT, online_epochs=validate.NON_NEGATIVE_INT,
                 alpha=validate.NON_NEGATIVE, beta=validate.NON_NEGATIVE,
                 combine=validate.one_of('sequential', 'joint'), replay=validate.one_of('hierarchical', 'flat'),
                 chunk_steps=validate.AT_LEAST_1, offline_chunk=validate.AT_LEAST_1,
                 online_capacity=validate.AT_LEAST_1, switch_every=validate.AT_LEAST_1,
-                online_start_steps=validate.NON_NEGATIVE_INT)
+                online_start_steps=validate.NON_NEGATIVE_INT, online_adam=validate.one_of('carry', 'fresh'))
 
   def __post_init__(self):
     validate.check(self, self.RANGES)
@@ -187,6 +189,15 @@ def sync_targets(student: td3.TD3State) -> td3.TD3State:
                          target_critic_params=jax.tree.map(jnp.copy, student.critic_params))
 
 
+def begin_online(student: td3.TD3State, cfg: td3.TD3Config, ktm_cfg: KTMConfig) -> td3.TD3State:
+  """Line 9's target sync, and with `online_adam='fresh'` new Adam states (moments and step count) for both nets."""
+  student = sync_targets(student)
+  if ktm_cfg.online_adam == 'fresh':
+    student = student.replace(actor_opt_state=td3.actor_optimizer(cfg).init(student.actor_params),
+                              critic_opt_state=td3.critic_optimizer(cfg).init(student.critic_params))
+  return student
+
+
 @dataclasses.dataclass(frozen=True)
 class KTMMethod(base.Method):
   """The student (`td3.TD3State`, its `step` counting epochs over both stages). aux: (teacher critics [K], D_k
@@ -199,8 +210,8 @@ class KTMMethod(base.Method):
   # Read by the online stage only (Eq. 1-2 and the offline loop read none of them): Table 3's "Online w/o Teacher"
   # and "Online only Teacher" can start from KTM-DRL's offline end (`run_ktm.py --init_from`).
   later_stage_fields = ('ktm.online_epochs', 'ktm.alpha', 'ktm.beta', 'ktm.chunk_steps', 'ktm.online_start_steps',
-                        'cfg.exploration_noise', 'cfg.target_noise', 'cfg.target_noise_clip', 'cfg.tau',
-                        'cfg.gamma', 'cfg.policy_delay')
+                        'ktm.online_adam', 'cfg.exploration_noise', 'cfg.target_noise', 'cfg.target_noise_clip',
+                        'cfg.tau', 'cfg.gamma', 'cfg.policy_delay')
 
   @property
   def uses_teachers(self) -> bool:
@@ -231,7 +242,7 @@ class KTMMethod(base.Method):
     return aux[1] if stage == OFFLINE else buffer
 
   def begin_stage(self, learner, stage):
-    return sync_targets(learner) if stage == ONLINE else learner
+    return begin_online(learner, self.cfg, self.ktm) if stage == ONLINE else learner
 
   def update(self, learner, batch, aux, stage, epoch, update_index):
     del update_index   # KTM counts its policy delay in epochs (Algorithm 1, line 18)
