@@ -124,12 +124,14 @@ def test_init_from_the_offline_end_equals_training_from_scratch(teacher_dir, ful
     assert json.load(open(os.path.join(started, 'results.json')))[key] == \
         json.load(open(os.path.join(scratch, 'results.json')))[key]
 
-  # Refused: a source differing in a field the offline stage reads, and a source without its offline-end checkpoint.
-  config = dict(runs.load_run_config(full_run), ktm=dict(runs.load_run_config(full_run)['ktm'], offline_epochs=30))
-  method = runs.build_method('ktm', TaskInfo.from_suite(make_suite('pendulum_group')), config,
-                             teachers.load_config(teacher_dir))
-  with pytest.raises(ValueError, match=r'differs in more than .*: ktm\.offline_epochs: 40 -> 30$'):
-    runs.start_from_first_stage(full_run, str(tmp_path / 'x'), method, config)
+  # Refused: a source differing in a field the offline stage reads (or the online stage's begin_stage, which the
+  # boundary checkpoint already holds: online_adam), and a source without its offline-end checkpoint.
+  for field, value, message in (('offline_epochs', 30, '40 -> 30'), ('online_adam', 'fresh', 'carry -> fresh')):
+    config = dict(runs.load_run_config(full_run), ktm=dict(runs.load_run_config(full_run)['ktm'], **{field: value}))
+    method = runs.build_method('ktm', TaskInfo.from_suite(make_suite('pendulum_group')), config,
+                               teachers.load_config(teacher_dir))
+    with pytest.raises(ValueError, match=rf'differs in more than .*: ktm\.{field}: {message}$'):
+      runs.start_from_first_stage(full_run, str(tmp_path / 'x'), method, config)
   no_checkpoint = tmp_path / 'no_checkpoint'
   no_checkpoint.mkdir()
   (no_checkpoint / 'config.json').write_text(json.dumps(runs.load_run_config(full_run)))

@@ -114,8 +114,9 @@ class Method:
 
   name = 'method'              # registry name, e.g. 'ktm', 'sac_mt'
   uses_teachers = False        # whether the method needs the teachers (aux)
-  # Config fields ('config.field', as in config.json) that only the stages after the first read: a run that differs
-  # from another only in these can start from that run's first-stage end (`ktm.runs.start_from_first_stage`).
+  # Config fields ('config.field', as in config.json) that only the stages after the first read, and not their
+  # `begin_stage` (which runs before the boundary checkpoint): a run that differs from another only in these can
+  # start from that run's first-stage end (`ktm.runs.start_from_first_stage`).
   later_stage_fields: ClassVar[Tuple[str, ...]] = ()
 
   # ---- what every method supplies ----

@@ -207,11 +207,12 @@ class KTMMethod(base.Method):
   teacher_cfg: Any = None
 
   name = 'ktm'
-  # Read by the online stage only (Eq. 1-2 and the offline loop read none of them): Table 3's "Online w/o Teacher"
-  # and "Online only Teacher" can start from KTM-DRL's offline end (`run_ktm.py --init_from`).
+  # Read by the online stage's epochs only (Eq. 1-2 and the offline loop read none of them): Table 3's "Online w/o
+  # Teacher" and "Online only Teacher" can start from KTM-DRL's offline end (`run_ktm.py --init_from`). Not
+  # online_adam: `begin_stage(ONLINE)` reads it, and it runs before the boundary checkpoint is saved.
   later_stage_fields = ('ktm.online_epochs', 'ktm.alpha', 'ktm.beta', 'ktm.chunk_steps', 'ktm.online_start_steps',
-                        'ktm.online_adam', 'cfg.exploration_noise', 'cfg.target_noise', 'cfg.target_noise_clip',
-                        'cfg.tau', 'cfg.gamma', 'cfg.policy_delay')
+                        'cfg.exploration_noise', 'cfg.target_noise', 'cfg.target_noise_clip', 'cfg.tau',
+                        'cfg.gamma', 'cfg.policy_delay')
 
   @property
   def uses_teachers(self) -> bool:
