@@ -73,13 +73,26 @@ def run_config(method: Method, benchmark: str, loop_cfg: loop.LoopConfig, teache
   return json.loads(json.dumps(config))
 
 
+def with_new_defaults(config: dict) -> dict:
+  """A saved config.json with the config fields added since it was written set to their defaults (a new field's
+  default keeps the behaviour from before it existed), so older runs resume and seed `--init_from` runs."""
+  method_cls = METHODS.get(config.get('method'))
+  sections = dict(config_fields(method_cls), loop=loop.LoopConfig) if method_cls else {}
+  out = dict(config)
+  for name, cls in sections.items():
+    if isinstance(out.get(name), dict):
+      defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+      out[name] = {**json.loads(json.dumps(defaults)), **out[name]}
+  return out
+
+
 def check_config(workdir: str, config: dict) -> bool:
   """Refuses a WORKDIR holding a run with another configuration (naming only the differing fields); returns
   whether config.json already exists (a resume)."""
   path = os.path.join(workdir, CONFIG_FILE)
   if not os.path.exists(path):
     return False
-  saved = checkpoint.read_json(path)
+  saved = with_new_defaults(checkpoint.read_json(path))
   diff = sorted(_diff(saved, config))
   if diff:
     raise ValueError(f'{workdir} holds a run with another configuration: ' + '; '.join(diff)
@@ -153,7 +166,7 @@ def load_run_config(workdir: str) -> dict:
     config = dict(config, method='ktm', cfg=config.get('td3'))
   if config.get('method') not in METHODS:
     raise checkpoint.CheckpointError(f'{os.path.join(workdir, CONFIG_FILE)} names no known method')
-  return config
+  return with_new_defaults(config)
 
 
 

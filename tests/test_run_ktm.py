@@ -11,7 +11,7 @@ import pytest
 
 from ktm import checkpoint, loop, runs, td3, teachers
 from ktm import sweep as sweep_lib
-from ktm.methods import IdealMethod, OffPolicySchedule, Stage, TaskInfo
+from ktm.methods import IdealMethod, KTMConfig, OffPolicySchedule, Stage, TaskInfo
 from ktm.envs import make_suite
 from tests.numpy_ref import train_one
 from tests.test_td3 import tree_equal
@@ -147,6 +147,17 @@ def test_resume_with_another_config_is_refused_naming_only_the_differing_fields(
   assert runs.check_config(workdir, {'a': 1, 'b': {'c': 2, 'd': 3}})
   with pytest.raises(ValueError, match=r'another configuration: b\.d: 3 -> 4 \(use a new --workdir\)$'):
     runs.check_config(workdir, {'a': 1, 'b': {'c': 2, 'd': 4}})
+  # A run written before a config field existed (here KTMConfig.online_adam) resumes: the field takes its default.
+  suite = make_suite('pendulum_group')
+  method = runs.build_method('ktm', TaskInfo.from_suite(suite), dict(
+      cfg=td3.TD3Config(obs_size=suite.obs_size, act_size=suite.act_size), ktm=KTMConfig()))
+  config = runs.run_config(method, 'pendulum_group', loop.LoopConfig(), None)
+  old = json.loads(json.dumps(config))
+  del old['ktm']['online_adam'], old['loop']['eval_episodes']
+  checkpoint.write_json(os.path.join(workdir, 'config.json'), old)
+  assert runs.check_config(workdir, config) and runs.load_run_config(workdir) == config
+  with pytest.raises(ValueError, match=r'another configuration: ktm\.alpha: 1\.0 -> 0\.5 '):
+    runs.check_config(workdir, dict(config, ktm=dict(config['ktm'], alpha=0.5)))
 
 
 def test_evaluate_errors_are_one_clear_line(tmp_path):
