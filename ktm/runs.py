@@ -122,7 +122,7 @@ def _without(config: dict, dotted: Tuple[str, ...]) -> dict:
 def first_stage_checkpoint(source: str, method: Method, config: dict) -> Tuple[int, str]:
   """(global epoch, checkpoint directory) of run SOURCE's first-stage end, once SOURCE is known to fit a new run of
   `config`: its config.json equals `config` except in `method.later_stage_fields` (fields the first stage never
-  reads), and it kept a valid checkpoint at that epoch."""
+  reads), and it kept a checkpoint at that epoch (verified when it is copied: hashing it is the costly part)."""
   boundaries = loop.stage_boundaries(method.stages())
   if not boundaries or not method.later_stage_fields:
     raise ValueError(f'--init_from: {method.name} with these settings has no first stage to start after')
@@ -137,7 +137,6 @@ def first_stage_checkpoint(source: str, method: Method, config: dict) -> Tuple[i
   if not os.path.isdir(step_dir):
     raise FileNotFoundError(f'--init_from={source}: it keeps no checkpoint at the end of its first stage (epoch '
                             f'{boundary:,}): a later checkpoint replaced it (runs keep it since 2026-11-26)')
-  checkpoint.verify(step_dir)
   return boundary, step_dir
 
 
@@ -147,6 +146,7 @@ def start_from_first_stage(source: str, workdir: str, method: Method, config: di
   runs only the later stages: bit for bit what training the first stage again would give (tests/test_run_ktm.py);
   the evaluations and wall time up to the boundary are SOURCE's. Returns the boundary's global epoch."""
   boundary, step_dir = first_stage_checkpoint(source, method, config)
+  checkpoint.verify(step_dir)
   shutil.copytree(step_dir, os.path.join(workdir, 'checkpoints', str(boundary)), dirs_exist_ok=True)
   for m in range(config_sweep(config).size):
     src, dst = member_dir(source, m), member_dir(workdir, m)

@@ -37,7 +37,7 @@ def teacher_dir(tmp_path_factory):
 
 
 def main_in_process(args):
-  """run_ktm.main with `args` (flags reset before and after; compiled chunks are shared between calls)."""
+  """run_ktm.main with `args`, in this process (flags reset before and after)."""
   from absl import flags
   from experiments import run_ktm
   flags.FLAGS.unparse_flags()
@@ -118,7 +118,7 @@ def test_init_from_the_offline_end_equals_training_from_scratch(teacher_dir, ful
   scratch_step, scratch_state, scratch_extra = final_state(scratch)
   assert step == scratch_step == 60 and tree_equal(state, scratch_state)
   assert extra['history'] == scratch_extra['history']          # the offline evaluations are the source's
-  rows = lambda d: [{k: v for k, v in json.loads(line).items()} for line in open(os.path.join(d, 'metrics.jsonl'))]
+  rows = lambda d: [json.loads(line) for line in open(os.path.join(d, 'metrics.jsonl'))]
   assert [r['step'] for r in rows(started)] == [20, 40, 60] and rows(started) == rows(scratch)
   for key in ('members', 'summary'):
     assert json.load(open(os.path.join(started, 'results.json')))[key] == \
@@ -126,19 +126,19 @@ def test_init_from_the_offline_end_equals_training_from_scratch(teacher_dir, ful
 
   # Refused: a source differing in a field the offline stage reads (or the online stage's begin_stage, which the
   # boundary checkpoint already holds: online_adam), and a source without its offline-end checkpoint.
+  source = runs.load_run_config(full_run)
+  tasks, teacher_cfg = TaskInfo.from_suite(make_suite('pendulum_group')), teachers.load_config(teacher_dir)
   for field, value, message in (('offline_epochs', 30, '40 -> 30'), ('online_adam', 'fresh', 'carry -> fresh')):
-    config = dict(runs.load_run_config(full_run), ktm=dict(runs.load_run_config(full_run)['ktm'], **{field: value}))
-    method = runs.build_method('ktm', TaskInfo.from_suite(make_suite('pendulum_group')), config,
-                               teachers.load_config(teacher_dir))
+    config = dict(source, ktm=dict(source['ktm'], **{field: value}))
+    method = runs.build_method('ktm', tasks, config, teacher_cfg)
     with pytest.raises(ValueError, match=rf'differs in more than .*: ktm\.{field}: {message}$'):
       runs.start_from_first_stage(full_run, str(tmp_path / 'x'), method, config)
   no_checkpoint = tmp_path / 'no_checkpoint'
   no_checkpoint.mkdir()
-  (no_checkpoint / 'config.json').write_text(json.dumps(runs.load_run_config(full_run)))
-  method = runs.build_method('ktm', TaskInfo.from_suite(make_suite('pendulum_group')),
-                             runs.load_run_config(full_run), teachers.load_config(teacher_dir))
+  (no_checkpoint / 'config.json').write_text(json.dumps(source))
+  method = runs.build_method('ktm', tasks, source, teacher_cfg)
   with pytest.raises(FileNotFoundError, match='keeps no checkpoint at the end of its first stage'):
-    runs.start_from_first_stage(str(no_checkpoint), str(tmp_path / 'y'), method, runs.load_run_config(full_run))
+    runs.start_from_first_stage(str(no_checkpoint), str(tmp_path / 'y'), method, source)
 
 
 def test_resume_with_another_config_is_refused_naming_only_the_differing_fields(tmp_path):
