@@ -1,5 +1,6 @@
 """experiments/report.py and ktm.report on small synthetic run directories with hand-computed expectations."""
 
+import dataclasses
 import json
 import math
 import os
@@ -171,7 +172,23 @@ def test_report_tables_match_hand_computed_values(toy_runs, tmp_path):
   assert s['aggregate']['KTM']['ci_low'] <= s['aggregate']['KTM']['iqm'] <= s['aggregate']['KTM']['ci_high']
   assert agg['TD3-MT']['IQM normalized score [95% CI]'] == '0.500 [0.500, 0.500]'
   assert agg['Ideal']['mean ratio'] == '1.000'
+  # final ratio: each run's mean of its last 5 (here all 3) evaluations, which rise as final * (1/3, 2/3, 1)
+  assert agg['KTM']['final ratio (last 5 evaluations)'] == '0.656'   # 2/3 * (1.0 + 0.95 + 1.0) / 3
+  assert agg['TD3-MT']['final ratio (last 5 evaluations)'] == '0.333'  # 2/3 * 0.5
   assert elapsed < 60
+
+
+def test_final_ratio_averages_the_last_evaluations_and_skips_runs_without_curves(toy_runs):
+  loaded = runs_lib.load_runs([str(toy_runs / n) for n in ('teachers', 'ktm0', 'ktm1', 'td3mt')])
+  s = tables.summarize(loaded, 'toy', tables.load_paper(), reps=10, final_evals=2)
+  # last 2 of 3 evaluations: final * (2/3 + 1) / 2 = final * 5/6; KTM's per-task means over seeds (1.1, 0.9),
+  # (0.9, 1.0), (1.0) of final / Ideal
+  assert s.aggregate['KTM']['final_ratio'] == pytest.approx(5 / 6 * (1.0 + 0.95 + 1.0) / 3)
+  assert s.aggregate['Ideal']['final_ratio'] == pytest.approx(5 / 6)
+  no_curves = [dataclasses.replace(r, curves={}) if r.label == 'TD3-MT' else r for r in loaded]
+  s = tables.summarize(no_curves, 'toy', tables.load_paper(), reps=10)
+  assert math.isnan(s.aggregate['TD3-MT']['final_ratio']) and s.aggregate['TD3-MT']['mean_ratio'] == 0.5
+  assert tables.fmt_value(s.aggregate['TD3-MT']['final_ratio'], 3) == tables.MISSING
 
 
 def test_missing_method_and_task_shown_as_missing_with_paper_numbers(tmp_path):

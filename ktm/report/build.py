@@ -49,6 +49,8 @@ NOTES = """\
   interval from a stratified bootstrap ({reps} resamples of the runs within each task, 500 for the curves;
   numpy seed {seed}), as in rliable (implemented in `ktm/report/stats.py`: rliable does not import with our pins).
   With 2 seeds per task the interval is narrow only because there is little to resample: read it as a floor.
+- Final ratio: the mean ratio again, with each run's mean of its last {final_evals} evaluations in place of its best
+  one (runs with learning curves only): the paper's max over evaluations hides a run that collapsed after its peak.
 - "paper" columns: {source}
 - Curves: mean ± std over the seeds at the steps every seed evaluated; x is the global epoch for students
   (offline + online for KTM-DRL) and env steps for teachers.
@@ -95,7 +97,8 @@ def write_report(specs: Sequence[str], out: str, reps: int = 2000, seed: int = 0
   for s in summaries:
     lines += benchmark_section(s, out, reps, seed)
   ideal_sources = '; '.join(f'{s.benchmark}: {s.ideal_source}' for s in summaries)
-  lines.append(NOTES.format(ideal_source=ideal_sources or '—', reps=reps, seed=seed, source=paper['source']))
+  lines.append(NOTES.format(ideal_source=ideal_sources or '—', reps=reps, seed=seed, source=paper['source'],
+                            final_evals=tables.FINAL_EVALS))
   with open(os.path.join(out, 'REPORT.md'), 'w') as f:
     f.write('\n'.join(lines))
   summary = dict(command=command, bootstrap=dict(reps=reps, seed=seed),

@@ -15,6 +15,7 @@ from ktm.report.runs import ABLATIONS, Run
 MISSING = '—'
 PAPER_ORDER = ('KTM', 'Ideal', 'TD3-MT', 'SAC-MT', 'SharedNet', 'G-Surgery', 'A2C-MT') + ABLATIONS
 Stat = Tuple[float, float, int]        # (mean, std over seeds, number of seeds)
+FINAL_EVALS = 5   # the final ratio averages each run's last evaluations: the paper's max hides a run that collapsed
 
 
 def load_paper(path: Optional[str] = None) -> dict:
@@ -39,9 +40,10 @@ class BenchmarkSummary:
   ideal: Dict[str, float]                        # task -> Ideal return (nan: unknown)
   ideal_source: str
   ratios: Dict[str, Dict[str, Stat]]             # label -> task -> (return / Ideal) over seeds; valid tasks only
-  aggregate: Dict[str, dict]                     # label -> mean_ratio, tasks, iqm, ci_low, ci_high
+  aggregate: Dict[str, dict]                     # label -> mean_ratio, final_ratio, tasks, iqm, ci_low, ci_high
   paper_returns: Optional[dict]                  # the paper's Table 1 / 2 for this benchmark
   paper_ratios: Optional[dict]                   # the paper's Table 3 for this benchmark
+  final_evals: int = FINAL_EVALS                 # evaluations per run averaged in aggregate['final_ratio']
 
 
 def order_labels(labels: Sequence[str]) -> List[str]:
@@ -66,7 +68,15 @@ def valid_ideal(value: float) -> bool:
   return bool(np.isfinite(value) and value > 0)
 
 
-def summarize(runs: Sequence[Run], benchmark: str, paper: dict, reps: int = 2000, seed: int = 0) -> BenchmarkSummary:
+def final_ratios(runs: Sequence[Run], ideal: Dict[str, float], tasks: Sequence[str],
+                 final_evals: int = FINAL_EVALS) -> Dict[str, List[float]]:
+  """task -> per run (that has the task's curve): the mean of its last `final_evals` evaluation returns / Ideal."""
+  return {t: [float(np.mean(r.curves[t][1][-final_evals:])) / ideal[t] for r in runs if t in r.curves]
+          for t in tasks}
+
+
+def summarize(runs: Sequence[Run], benchmark: str, paper: dict, reps: int = 2000, seed: int = 0,
+              final_evals: int = FINAL_EVALS) -> BenchmarkSummary:
   """Tables' numbers for the runs of `benchmark`."""
   runs = [r for r in runs if r.benchmark == benchmark]
   paper_returns, paper_ratios = paper_table(paper, benchmark, 'return'), paper_table(paper, benchmark, 'ratio')
@@ -86,14 +96,16 @@ def summarize(runs: Sequence[Run], benchmark: str, paper: dict, reps: int = 2000
   aggregate = {}
   for l in labels:
     scored = {t: v for t, v in per_run_ratio[l].items() if v}
+    finals = [np.mean(v) for v in final_ratios(by_label[l], ideal, valid, final_evals).values() if v]
     agg = dict(runs=len(by_label[l]), tasks=len(scored), valid_tasks=len(valid), mean_ratio=float('nan'),
+               final_ratio=float(np.mean(finals)) if finals else float('nan'),
                iqm=float('nan'), ci_low=float('nan'), ci_high=float('nan'))
     if scored:
       agg['mean_ratio'] = float(np.mean([ratios[l][t][0] for t in scored]))
       agg['iqm'], agg['ci_low'], agg['ci_high'] = stats.iqm_with_ci(list(scored.values()), reps, seed)
     aggregate[l] = agg
   return BenchmarkSummary(benchmark, tasks, labels, by_label, returns, ideal, ideal_source, ratios, aggregate,
-                          paper_returns, paper_ratios)
+                          paper_returns, paper_ratios, final_evals)
 
 
 def fmt_stat(stat: Stat, digits: int, runs: int) -> str:
@@ -203,9 +215,10 @@ def paper_mean_ratio(table: Optional[dict], label: str, ideal_label: str = 'Idea
 
 
 def aggregate_table(s: BenchmarkSummary) -> str:
-  """One row per method: seeds, tasks covered, mean performance ratio, IQM of normalized scores [95% CI], and the
-  paper's mean ratio."""
-  header = ['Method', 'runs', 'tasks', 'mean ratio', 'IQM normalized score [95% CI]', 'paper mean ratio']
+  """One row per method: seeds, tasks covered, mean performance ratio, IQM of normalized scores [95% CI], the
+  paper's mean ratio, and the final ratio (the same mean over each run's last evaluations instead of its best)."""
+  header = ['Method', 'runs', 'tasks', 'mean ratio', 'IQM normalized score [95% CI]', 'paper mean ratio',
+            f'final ratio (last {s.final_evals} evaluations)']
   paper_methods = list(s.paper_returns['methods']) if s.paper_returns else []
   rows = []
   for l in order_labels(s.labels + paper_methods):
@@ -213,11 +226,12 @@ def aggregate_table(s: BenchmarkSummary) -> str:
     if paper is None:
       paper = paper_mean_ratio(s.paper_ratios, l)
     if l not in s.aggregate or s.aggregate[l]['tasks'] == 0:
-      rows.append([l, str(len(s.runs.get(l, []))), MISSING, MISSING, MISSING, fmt_value(paper, 3)])
+      rows.append([l, str(len(s.runs.get(l, []))), MISSING, MISSING, MISSING, fmt_value(paper, 3), MISSING])
       continue
     a = s.aggregate[l]
     rows.append([l, str(a['runs']), f'{a["tasks"]}/{a["valid_tasks"]}', f'{a["mean_ratio"]:.3f}',
-                 f'{a["iqm"]:.3f} [{a["ci_low"]:.3f}, {a["ci_high"]:.3f}]', fmt_value(paper, 3)])
+                 f'{a["iqm"]:.3f} [{a["ci_low"]:.3f}, {a["ci_high"]:.3f}]', fmt_value(paper, 3),
+                 fmt_value(a['final_ratio'], 3)])
   return _markdown(header, rows)
 
 
@@ -234,6 +248,7 @@ def to_json(s: BenchmarkSummary) -> dict:
   stat = lambda st: dict(mean=st[0], std=st[1], n=st[2])
   return clean(dict(
       benchmark=s.benchmark, tasks=s.tasks, labels=s.labels, ideal=s.ideal, ideal_source=s.ideal_source,
+      final_evals=s.final_evals,
       runs={l: [dict(path=r.path, seed=r.seed, complete=r.complete) for r in rs] for l, rs in s.runs.items()},
       returns={l: {t: stat(v) for t, v in d.items()} for l, d in s.returns.items()},
       ratios={l: {t: stat(v) for t, v in d.items()} for l, d in s.ratios.items()},
