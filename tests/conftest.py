@@ -18,7 +18,7 @@ os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '1.0'
 if '--xla_backend_optimization_level' not in os.environ.get('XLA_FLAGS', ''):
   os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') + ' --xla_backend_optimization_level=1').strip()
 
-import jax  # noqa: E402,F401  (imported after the environment is set: it reads it once)
+import jax  # noqa: E402  (after the environment is set: jax reads the cache settings from it at import)
 
 import gc  # noqa: E402
 

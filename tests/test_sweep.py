@@ -152,9 +152,14 @@ print('OK')
 '''
 
 
+def host_devices_env(count):
+  """The environment for a CPU subprocess with `count` host devices, keeping the XLA flags the tests run with."""
+  return dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={count}",
+              JAX_PLATFORMS='cpu')
+
+
 def test_sharded_over_four_devices_equals_unsharded():
-  env = dict(os.environ, XLA_FLAGS=os.environ.get('XLA_FLAGS', '') + ' --xla_force_host_platform_device_count=4',
-             JAX_PLATFORMS='cpu')
+  env = host_devices_env(4)
   proc = subprocess.run([sys.executable, '-c', SHARDED], cwd=ROOT, env=env, capture_output=True, text=True,
                         timeout=900)
   assert proc.returncode == 0 and 'OK' in proc.stdout, proc.stderr[-3000:]
@@ -232,8 +237,7 @@ def test_two_processes_with_jax_distributed_match_one_process(tmp_path):
     port = s.getsockname()[1]
   args = ['--preset=tiny', '--seeds=2', '--progress_bar=false', '--tensorboard=false', '--steps=200',
           '--start_steps=100', '--eval_every=100', '--checkpoint_every=100']
-  env = dict(os.environ, XLA_FLAGS=os.environ.get('XLA_FLAGS', '') + ' --xla_force_host_platform_device_count=1',
-             JAX_PLATFORMS='cpu')
+  env = host_devices_env(1)
   multi = tmp_path / 'multi'
   procs = [subprocess.Popen([sys.executable, os.path.join(ROOT, 'experiments', 'train_teachers.py'),
                              f'--workdir={multi}', f'--coordinator_address=localhost:{port}', '--num_processes=2',
