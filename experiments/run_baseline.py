@@ -29,6 +29,10 @@ flags.DEFINE_enum('method', None, [m for m in BASELINES if m in METHODS], 'The c
 config_flags.define_run_flags(('paper', 'quick', 'cpu'), 'Output directory (resumed if it holds a checkpoint).')
 flags.DEFINE_string('teacher_dir', None, 'Teachers for the ratio column (and A2C-MT\'s distillation); default '
                     'WORKDIR/teachers_run; trained there with the preset\'s teacher settings if missing.')
+flags.DEFINE_boolean('train_teachers', True, 'Train missing teachers (with the preset\'s teacher settings) first. '
+                     'With false, a method that does not learn from teachers runs without them (its ratio column '
+                     'stays empty; the report still divides by the Ideal runs it is given); A2C-MT then needs '
+                     'complete teachers in --teacher_dir.')
 flags.DEFINE_integer('exit_after_checkpoint', None, 'Testing aid: exit one chunk after the N-th checkpoint.')
 for _name in BASELINES:
   if _name in METHODS:
@@ -61,8 +65,9 @@ def main(argv):
   configs = method_configs(FLAGS.method, preset)
   loop_cfg = config_flags.build(loop.LoopConfig, preset['loop'])
   teacher_dir = FLAGS.teacher_dir or os.path.join(FLAGS.workdir, 'teachers_run')
+  teacher_preset = presets.TEACHERS[preset['teachers']] if FLAGS.train_teachers else None
   runs.run(FLAGS.method, FLAGS.benchmark or preset['benchmark'], configs, loop_cfg, FLAGS.workdir, teacher_dir,
-           presets.TEACHERS[preset['teachers']], FLAGS.backend, FLAGS.tensorboard, FLAGS.progress_bar,
+           teacher_preset, FLAGS.backend, FLAGS.tensorboard, FLAGS.progress_bar,
            FLAGS.exit_after_checkpoint, config_flags.sweep_from_flags(loop_cfg.seed))
 
 

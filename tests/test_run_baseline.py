@@ -62,3 +62,19 @@ def test_another_methods_flag_is_refused_before_any_work(tmp_path):
   assert proc.stderr.strip().splitlines()[-1] == ('error: --method=td3_mt has no setting --alpha_lr, --n_steps '
                                                   '(see --helpfull)')
   assert not workdir.exists()
+
+
+def test_without_train_teachers_a_teacherless_method_runs_alone_and_a2c_mt_is_refused(tmp_path):
+  workdir = tmp_path / 'sac'
+  proc = script('run_baseline.py', ['--method=sac_mt', f'--workdir={workdir}', '--train_teachers=false'] + TINY)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert not (workdir / 'teachers_run').exists()               # the default teacher_dir was not trained
+  rows = json.load(open(workdir / 'results.json'))['tasks']
+  assert [r['name'] for r in rows] == list(make_suite('pendulum_group').task_names)
+  assert all(r['teacher_return'] is None and r['ratio'] is None and r['student_return'] is not None for r in rows)
+  a2c = tmp_path / 'a2c'
+  proc = script('run_baseline.py', ['--method=a2c_mt', f'--workdir={a2c}', '--train_teachers=false'] + TINY[:1])
+  assert proc.returncode != 0
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith('error: no complete teacher set in ') and 'train_teachers.py' in last, last
+  assert not (a2c / 'teachers_run').exists()
