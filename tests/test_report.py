@@ -256,6 +256,14 @@ def test_figures_written_and_curves_aligned(toy_runs, tmp_path):
     assert data[:8] == b'\x89PNG\r\n\x1a\n' and len(data) > 5000
 
 
+def test_every_method_of_a_full_table_gets_its_own_line_style():
+  labels = [f'method {i}' for i in range(12)]                  # Table 2 + Table 3 on one benchmark: 12 labels
+  styles = build.figures.line_styles(labels)
+  assert len({(v['color'], v['ls']) for v in styles.values()}) == 12
+  assert styles['method 0'] == dict(color='C0', ls='-') and styles['method 10'] == dict(color='C0', ls='--')
+  assert ':' not in {v['ls'] for v in build.figures.line_styles([str(i) for i in range(30)]).values()}
+
+
 def test_cli_writes_report_with_label_override(toy_runs, tmp_path):
   out = tmp_path / 'cli'
   proc = subprocess.run([sys.executable, os.path.join(REPO, 'experiments', 'report.py'), str(toy_runs / 'ktm0'),

@@ -56,9 +56,11 @@ def offline_end(runs: Sequence[Run]) -> List[int]:
   return [int(e) for e in ends if e] if len(ends) == 1 and all(online) else []
 
 
-def _colors(labels: Sequence[str]) -> Dict[str, str]:
-  cycle = [f'C{i}' for i in range(10)]
-  return {l: cycle[i % len(cycle)] for i, l in enumerate(labels)}
+def line_styles(labels: Sequence[str]) -> Dict[str, Dict[str, str]]:
+  """{label: {'color', 'ls'}}, a different pair for each of up to 30 labels: the 10 default colors solid, then
+  dashed, then dash-dotted (':' is kept for the online-stage boundary)."""
+  dashes = ('-', '--', '-.')
+  return {l: dict(color=f'C{i % 10}', ls=dashes[(i // 10) % len(dashes)]) for i, l in enumerate(labels)}
 
 
 def plot_returns(s: BenchmarkSummary, path: str) -> List[str]:
@@ -67,7 +69,7 @@ def plot_returns(s: BenchmarkSummary, path: str) -> List[str]:
   cols = min(4, max(1, len(s.tasks)))
   rows = -(-len(s.tasks) // cols)
   fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
-  colors, drawn = _colors(s.labels), []
+  styles, drawn = line_styles(s.labels), []
   for ax, task in zip(axes.ravel(), s.tasks):
     for label in s.labels:
       curve = aligned(s.runs[label], task)
@@ -75,10 +77,10 @@ def plot_returns(s: BenchmarkSummary, path: str) -> List[str]:
         continue
       steps, values = curve
       mean, std = values.mean(axis=0), values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros(values.shape[1])
-      ax.plot(steps, mean, color=colors[label], label=f'{label} (n={len(values)})', lw=1.4)
-      ax.fill_between(steps, mean - std, mean + std, color=colors[label], alpha=0.2, lw=0)
+      ax.plot(steps, mean, **styles[label], label=f'{label} (n={len(values)})', lw=1.4)
+      ax.fill_between(steps, mean - std, mean + std, color=styles[label]['color'], alpha=0.2, lw=0)
       for boundary in offline_end(s.runs[label]):
-        ax.axvline(boundary, color=colors[label], lw=0.8, ls=':')
+        ax.axvline(boundary, color=styles[label]['color'], lw=0.8, ls=':')
       drawn.append(label)
     ax.set_title(task, fontsize=10)
     ax.set_xlabel('step (epochs; env steps for teachers)', fontsize=8)
@@ -102,14 +104,14 @@ def plot_iqm(s: BenchmarkSummary, path: str, reps: int = 500, seed: int = 0) -> 
   drawn (sorted). Writes a PNG to `path`."""
   plt = _pyplot()
   fig, ax = plt.subplots(figsize=(6.4, 4.2))
-  colors, drawn = _colors(s.labels), []
+  styles, drawn = line_styles(s.labels), []
   for label in s.labels:
     curve = iqm_curve(s.runs[label], s.tasks, s.ideal, reps, seed)
     if curve is None:
       continue
     steps, point, low, high = curve
-    ax.plot(steps, point, color=colors[label], label=label, lw=1.4)
-    ax.fill_between(steps, low, high, color=colors[label], alpha=0.2, lw=0)
+    ax.plot(steps, point, **styles[label], label=label, lw=1.4)
+    ax.fill_between(steps, low, high, color=styles[label]['color'], alpha=0.2, lw=0)
     drawn.append(label)
   ax.axhline(1.0, color='k', lw=0.8, ls=':')
   ax.set_xlabel('step (epochs; env steps for teachers)')
