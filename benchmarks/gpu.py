@@ -79,14 +79,14 @@ def env_rows(suites, envs, steps, budget, skipped):
   return rows
 
 
-def ktm_payload(sizes, physics, budget, skipped):
-  """KTM epochs, one (stage, chunk) setting at a time (both dtypes each), while the budget lasts."""
+def ktm_payload(sizes, physics, budget, skipped, dtypes=DTYPES):
+  """KTM epochs, one (stage, chunk) setting at a time (every dtype of `dtypes` each), while the budget lasts."""
   payload = None
   for setting in ktm_settings(sizes['epochs']):
     if not budget.left():
       skipped.append(f'ktm_epoch {setting[0]} chunk {setting[2]}')
       continue
-    part = ktm_epoch.run_benchmark(**sizes, backend=physics, dtypes=DTYPES, settings=(setting,), count_copies=False)
+    part = ktm_epoch.run_benchmark(**sizes, backend=physics, dtypes=dtypes, settings=(setting,), count_copies=False)
     for r in part['rows']:
       print(f'KTM {r["dtype"]} {r["stage"]} chunk {r["chunk"]}: {r["epochs_per_s"]:,.1f} epochs/s '
             f'({budget.elapsed():.0f} s)', flush=True)
@@ -94,7 +94,7 @@ def ktm_payload(sizes, physics, budget, skipped):
       payload = part
     else:
       payload['rows'] += part['rows']
-      payload['bf16_over_f32'].update(part['bf16_over_f32'])
+      payload.setdefault('bf16_over_f32', {}).update(part.get('bf16_over_f32', {}))   # absent with one dtype
   return payload
 
 
@@ -108,6 +108,7 @@ def main(argv=None):
   p.add_argument('--sections', default='td3,ktm,env',
                  help='which measurements, in this order; env:SUITE+SUITE times only those suites (e.g. '
                       'td3,env:halfcheetah_group,ktm,env:benchmark_b+pendulum_group puts the targets first)')
+  p.add_argument('--dtypes', default=','.join(DTYPES), help='network dtypes to time (default: both)')
   p.add_argument('--budget_s', type=float, default=None,
                  help='start no measurement after this many seconds; the ones left out are listed under "skipped"')
   p.add_argument('--out', default='benchmarks/results/gpu.json')
@@ -116,6 +117,9 @@ def main(argv=None):
   unknown = [s for s in sections if s.split(':')[0] not in ('td3', 'ktm', 'env')]
   if unknown:   # refused before any device time is spent
     p.error(f'unknown section(s) {", ".join(unknown)}: td3, ktm, env or env:SUITE+SUITE')
+  dtypes = tuple(args.dtypes.split(','))
+  if not set(dtypes) <= set(DTYPES):
+    p.error(f'unknown dtype(s) in --dtypes={args.dtypes}: choose from {", ".join(DTYPES)}')
   sizes = SMALL if args.small else FULL
   budget = Budget(args.budget_s)
   payload = dict(small=args.small, device=str(jax.devices()[0].device_kind), backend=jax.default_backend(),
@@ -131,12 +135,12 @@ def main(argv=None):
     # section is recorded (and printed) and the others still run.
     try:
       if section == 'td3':
-        td3 = td3_update.run_benchmark(**sizes['td3'], dtypes=DTYPES, peaks=not args.small, sequential=False)
+        td3 = td3_update.run_benchmark(**sizes['td3'], dtypes=dtypes, peaks=not args.small, sequential=False)
         for r in td3['rows']:
           print(f'TD3 {r["dtype"]} {r["setting"]}: {r["updates_per_s"]:,.1f} updates/s', flush=True)
         payload['td3_update'] = td3
       elif section == 'ktm':
-        payload['ktm_epoch'] = ktm_payload(sizes['ktm'], args.physics, budget, payload['skipped'])
+        payload['ktm_epoch'] = ktm_payload(sizes['ktm'], args.physics, budget, payload['skipped'], dtypes)
         payload['projected_hours'] = projected_hours(payload['ktm_epoch']['rows']) if payload['ktm_epoch'] else {}
         for dtype, by_chunk in payload['projected_hours'].items():
           for chunk, h in by_chunk.items():

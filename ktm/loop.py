@@ -93,10 +93,23 @@ def member_key(seed: jax.Array, stream: int) -> jax.Array:
 
 def init_members(sweep: Sweep, method: Method, suite: Suite, mesh: Optional[Mesh] = None) -> RunState:
   """The sweep's fresh run state: member m is `init` with its seed and swept values, all members in one program
-  (jitted: an eagerly reset MJX state shares buffers between physics data and readouts, which donation refuses)."""
-  fn = _members(lambda seed, values: init(member_key(seed, 0), sweep_lib.with_values(method, values), suite),
-                (0, 0), STATE_AXES, mesh)
-  return jax.jit(fn)(*global_arrays((seeds_array(sweep), sweep.hparams()), (0, 0), mesh))
+  (jitted: an eagerly reset MJX state shares buffers between physics data and readouts, which donation refuses).
+  On one device the state is committed to it, as a restored checkpoint's arrays are, so that a run resumed in the
+  same process reuses the compiled chunks instead of compiling them again for other input shardings."""
+  fn = _compiled(_init_members, compute_dtype(method), ('method', 'suite', 'mesh'), False)
+  return committed(fn(*global_arrays((seeds_array(sweep), sweep.hparams()), (0, 0), mesh), method=method,
+                      suite=suite, mesh=mesh), mesh)
+
+
+def committed(tree: Any, mesh: Optional[Mesh]) -> Any:
+  """On one device (no mesh), `tree`'s arrays committed to it (a no-op for committed ones). A compiled chunk's cache
+  entry depends on whether its inputs are committed; restored checkpoints are, fresh arrays are not."""
+  return jax.device_put(tree, jax.devices()[0]) if mesh is None else tree
+
+
+def _init_members(seeds, hparams, method, suite, mesh):
+  one = lambda seed, values: init(member_key(seed, 0), sweep_lib.with_values(method, values), suite)
+  return _members(one, (0, 0), STATE_AXES, mesh)(seeds, hparams)
 
 
 def seeds_array(sweep: Sweep) -> np.ndarray:
@@ -315,7 +328,12 @@ def next_chunk(stages: Tuple[Stage, ...], stage: int, epoch: int, cfg: LoopConfi
 
 def begin_stage(learners: Any, method: Method, stage: int) -> Any:
   """The method's `begin_stage` hook for every member (learners [S, ...])."""
-  return jax.jit(jax.vmap(lambda l: method.begin_stage(l, stage)))(learners)
+  return _compiled(_begin_stage, compute_dtype(method), ('method', 'stage'), False)(learners, method=method,
+                                                                                     stage=stage)
+
+
+def _begin_stage(learners, method, stage):
+  return jax.vmap(lambda l: method.begin_stage(l, stage))(learners)
 
 
 def advance_stage(state: RunState, method: Method, mesh: Optional[Mesh] = None) -> RunState:
@@ -325,7 +343,8 @@ def advance_stage(state: RunState, method: Method, mesh: Optional[Mesh] = None) 
   while stage < len(stages) and epoch >= stages[stage].epochs:
     stage, epoch = stage + 1, 0
     learner = begin_stage(state.learner, method, stage) if stage < len(stages) else state.learner
-    counters = global_arrays((jnp.asarray(stage, jnp.int32), jnp.zeros((), jnp.int32)), None, mesh)
+    counters = committed(global_arrays((jnp.asarray(stage, jnp.int32), jnp.zeros((), jnp.int32)), None, mesh),
+                         mesh)
     state = state.replace(learner=learner, stage=counters[0], epoch=counters[1])
   return state
 
@@ -428,6 +447,7 @@ def _train(method, suite, eval_suite, aux, cfg, manager, state, sweep, aux_axis,
   hparams, seeds = global_arrays((sweep.hparams(), seeds_array(sweep)), (0, 0), mesh)
   aux = global_arrays(aux, aux_axis, mesh)
   state, extra, restored = _restore(manager, state)
+  state = committed(state, mesh)   # zero-size leaves come back uncommitted
   history, wall_before, diverged = extra['history'], extra['wall_seconds'], extra['diverged']
   if restored is None:
     state = state.replace(learner=begin_stage(state.learner, method, 0))

@@ -2,13 +2,17 @@ import os
 
 # A persistent compilation cache keeps CI's repeated compiles cheap; tests stay on the CPU. It is set through the
 # environment so that the experiments/ scripts that tests start as subprocesses (kills, resumes, sweeps: each a fresh
-# process) share it. One cache per pytest-xdist worker. An entry read while another process is still writing it fails
-# to decompress, and JAX then warns and compiles instead.
+# process) share it, and it is ONE cache for both pytest-xdist workers and those scripts. Every program is written to
+# it however short its compile (eager ops compile in ~10-200 ms each, thousands of times over the suite). An entry
+# read while another process is still writing it fails to decompress, and JAX then warns and compiles instead (a size
+# limit would make JAX lock the directory, but then every write lists the whole cache: slower than the compiles).
+# Programs with host callbacks (everything that steps the native physics) are never written by JAX: those are reused
+# only in memory, within one process (see _free_compiled_programs).
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
-os.environ['JAX_COMPILATION_CACHE_DIR'] = (
-    os.environ.get('KTM_JAX_CACHE', os.path.join(os.path.expanduser('~'), '.cache', 'ktm-jax'))
-    + os.environ.get('PYTEST_XDIST_WORKER', ''))
-os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '1.0'
+os.environ['JAX_COMPILATION_CACHE_DIR'] = os.environ.get('KTM_JAX_CACHE',
+                                                         os.path.join(os.path.expanduser('~'), '.cache', 'ktm-jax'))
+os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
+os.environ['JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES'] = '0'
 # Tests run tiny networks for a few steps, so XLA compiles take most of their time. LLVM -O1 code generation compiles
 # the same HLO programs ~1.8x faster than XLA's default -O2 (a 4-member sweep's first run: 34 s -> 19 s on this CPU).
 # Its float results differ from -O2's in the last bits (tiny runs of six methods: parameters within 6e-8, the same
@@ -21,18 +25,27 @@ if '--xla_backend_optimization_level' not in os.environ.get('XLA_FLAGS', ''):
 import jax  # noqa: E402  (after the environment is set: jax reads the cache settings from it at import)
 
 import gc  # noqa: E402
+import json  # noqa: E402
+import resource  # noqa: E402
+import time  # noqa: E402
 
 import pytest  # noqa: E402
 
 
+# Modules whose compiled programs are large (MJX physics): dropped from memory after the module.
+_LARGE_PROGRAMS = ('test_envs', 'test_envs_parity', 'test_precision')
+
+
 @pytest.fixture(autouse=True, scope='module')
-def _free_compiled_programs():
-  """Drops JAX's in-memory compiled programs after each test module: one process runs every test, and keeping all
-  executables (MJX programs are large) grows its memory through the run; the persistent cache still serves
-  recompiles."""
+def _free_compiled_programs(request):
+  """Keeps compiled programs in memory from module to module (tests that build the same method on the same suite
+  reuse them: programs with host callbacks cannot come from the persistent cache), except after the modules that
+  compile MJX physics, whose programs are large: there JAX's in-memory caches are dropped (the persistent cache still
+  serves what it holds)."""
   yield
-  jax.clear_caches()
-  gc.collect()
+  if request.module.__name__.split('.')[-1] in _LARGE_PROGRAMS:
+    jax.clear_caches()
+    gc.collect()
 
 
 def pytest_collection_modifyitems(config, items):
@@ -44,3 +57,47 @@ def pytest_collection_modifyitems(config, items):
   for item in items:
     if 'slow' in item.keywords:
       item.add_marker(skip)
+
+
+# ---- KTM_TEST_PROFILE=DIR: where each test's time goes (tests/profile_tests.py turns the files into a table) ----
+_PROFILE_DIR = os.environ.get('KTM_TEST_PROFILE')
+_COMPILE_EVENTS = {'/jax/core/compile/backend_compile_duration': 'compile_s',
+                   '/jax/core/compile/jaxpr_trace_duration': 'trace_s',
+                   '/jax/core/compile/jaxpr_to_mlir_module_duration': 'lower_s',
+                   '/jax/compilation_cache/cache_retrieval_time_sec': 'cache_read_s'}
+_current = {}
+
+
+def _on_jax_event(event, duration, **kwargs):
+  del kwargs
+  name = _COMPILE_EVENTS.get(event)
+  if name and _current:
+    _current[name] = _current.get(name, 0.0) + duration
+    if name == 'compile_s':
+      _current['compiles'] = _current.get('compiles', 0) + 1
+
+
+if _PROFILE_DIR:
+  jax.monitoring.register_event_duration_secs_listener(_on_jax_event)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+  """Per test (setup + call + teardown): wall seconds, JAX compile / trace / lowering seconds and compile count in
+  this process, and the CPU seconds of subprocesses the test waited for."""
+  del nextitem
+  if not _PROFILE_DIR:
+    yield
+    return
+  _current.clear()
+  _current.update(test=item.nodeid, worker=os.environ.get('PYTEST_XDIST_WORKER', 'main'))
+  children = resource.getrusage(resource.RUSAGE_CHILDREN)
+  start = time.perf_counter()
+  yield
+  after = resource.getrusage(resource.RUSAGE_CHILDREN)
+  _current.update(wall_s=time.perf_counter() - start,
+                  subprocess_cpu_s=(after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime))
+  os.makedirs(_PROFILE_DIR, exist_ok=True)
+  with open(os.path.join(_PROFILE_DIR, f"{_current['worker']}.jsonl"), 'a') as f:
+    f.write(json.dumps(_current) + '\n')
+  _current.clear()

@@ -176,21 +176,21 @@ def test_mjx_physics_is_traced_at_highest_precision():
   assert all(e.params['precision'] == (jax.lax.Precision.DEFAULT, jax.lax.Precision.DEFAULT) for e in others)
 
 
-def check_gpu_benchmark_small(tmp_path, physics):
+def check_gpu_benchmark_small(tmp_path, physics, dtypes=('float32', 'bfloat16')):
   """`python -m benchmarks.gpu --small` (here with one env count) writes one JSON with every measurement."""
   from benchmarks import gpu   # pylint: disable=import-outside-toplevel
   out = tmp_path / 'gpu.json'
-  gpu.main(['--small', '--envs=1', f'--physics={physics}', '--out', str(out)])
+  gpu.main(['--small', '--envs=1', f'--physics={physics}', f'--dtypes={",".join(dtypes)}', '--out', str(out)])
   data = json.loads(out.read_text())
   assert {'td3_update', 'ktm_epoch', 'env_steps', 'projected_hours', 'device', 'machine'} <= set(data)
   assert data['errors'] == {} and data['skipped'] == []
   td3_rows = {(r['dtype'], r['setting']) for r in data['td3_update']['rows']}
-  assert td3_rows == {(d, s) for d in gpu.DTYPES for s in ('K=1', 'K=2 vmapped')}
+  assert td3_rows == {(d, s) for d in dtypes for s in ('K=1', 'K=2 vmapped')}
   ktm_rows = {(r['dtype'], r['stage'], r['chunk']) for r in data['ktm_epoch']['rows']}
-  assert ktm_rows == {(d, s, c) for d in gpu.DTYPES for s, _, c in gpu.ktm_settings(gpu.SMALL['ktm']['epochs'])}
+  assert ktm_rows == {(d, s, c) for d in dtypes for s, _, c in gpu.ktm_settings(gpu.SMALL['ktm']['epochs'])}
   assert data['ktm_epoch']['physics'] == physics
   assert {(r['suite'], r['num_envs']) for r in data['env_steps']} == {('pendulum_group', 1)}
-  assert set(data['projected_hours']) == set(gpu.DTYPES)
+  assert set(data['projected_hours']) == set(dtypes)
   rates = ([r['updates_per_s'] for r in data['td3_update']['rows']] + [r['epochs_per_s'] for r in data['ktm_epoch']['rows']]
            + [r['env_steps_per_s'] for r in data['env_steps']]
            + [h for by_chunk in data['projected_hours'].values() for h in by_chunk.values()])
@@ -203,8 +203,13 @@ def check_gpu_benchmark_small(tmp_path, physics):
 
 
 def test_gpu_benchmark_small_writes_every_key(tmp_path):
-  """The CI version: KTM epochs on native physics (MJX's compile alone takes minutes on a 2-core CPU); the env-step
-  rows are MJX."""
+  """The CI version: float32 only, KTM epochs on native physics (MJX's compile alone takes minutes on a 2-core CPU);
+  the env-step rows are MJX. Both dtypes: the slow version below."""
+  check_gpu_benchmark_small(tmp_path, 'native', ('float32',))
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_small_writes_every_key_for_both_dtypes(tmp_path):
   check_gpu_benchmark_small(tmp_path, 'native')
 
 
@@ -218,6 +223,8 @@ def test_gpu_benchmark_budget_skips_and_still_writes(tmp_path):
   assert not {'td3_update', 'ktm_epoch', 'env_steps'} & set(data)
   with pytest.raises(SystemExit):     # an unknown section is refused before anything runs or is written
     gpu.main(['--small', '--sections=td3,bogus', '--out', str(tmp_path / 'bad.json')])
+  with pytest.raises(SystemExit):     # so is an unknown dtype
+    gpu.main(['--small', '--dtypes=float16', '--out', str(tmp_path / 'bad.json')])
   assert not (tmp_path / 'bad.json').exists()
 
 
