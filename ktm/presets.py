@@ -55,7 +55,7 @@ KTM = {
                          chunk_steps=10),
                 loop=_CPU_LOOP),
     'tiny': dict(benchmark='pendulum_group', teachers='tiny', cfg=_TINY_NETS,
-                 ktm=dict(offline_epochs=100, online_epochs=100, online_capacity=100, offline_chunk=20, chunk_steps=10),
+                 ktm=dict(offline_epochs=100, online_epochs=100, online_capacity=100, offline_chunk=25, chunk_steps=10),
                  loop=dict(eval_every=50, eval_episodes=2, checkpoint_every=50)),
 }
 
