@@ -77,7 +77,7 @@ def final_state(workdir):
   return step, state, extra
 
 
-def test_main_end_to_end_and_resume_after_kill_is_bit_identical(teacher_dir, full_run, tmp_path):
+def test_main_end_to_end_and_resume_after_kill_is_bit_identical(teacher_dir, full_run, tmp_path, capsys):
   full = full_run
   results = json.load(open(os.path.join(full, 'results.json')))
   names = make_suite('pendulum_group').task_names
@@ -93,8 +93,10 @@ def test_main_end_to_end_and_resume_after_kill_is_bit_identical(teacher_dir, ful
   args = [f'--workdir={killed}', f'--teacher_dir={teacher_dir}'] + TINY_KTM
   run_script(args + ['--exit_after_checkpoint=2'], expect_rc=3)     # dies 5 online epochs after checkpoint 40
   assert final_state(killed)[0] == 40
-  proc = run_script(args)                                           # the same command resumes
-  assert 'resuming' in proc.stdout and 'epoch 40 of 80' in proc.stdout
+  capsys.readouterr()
+  main_in_process(args)              # the same command resumes (in this process: full_run's programs are compiled)
+  out = capsys.readouterr().out
+  assert 'resuming' in out and 'epoch 40 of 80' in out
   step, resumed_state, resumed_extra = final_state(killed)
   assert step == 80
   assert tree_equal(resumed_state, full_state)
