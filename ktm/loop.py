@@ -104,7 +104,7 @@ def init_members(sweep: Sweep, method: Method, suite: Suite, mesh: Optional[Mesh
 def committed(tree: Any, mesh: Optional[Mesh]) -> Any:
   """On one device (no mesh), `tree`'s arrays committed to it (a no-op for committed ones). A compiled chunk's cache
   entry depends on whether its inputs are committed; restored checkpoints are, fresh arrays are not."""
-  return jax.device_put(tree, jax.devices()[0]) if mesh is None else tree
+  return jax.device_put(tree, jax.local_devices()[0]) if mesh is None else tree
 
 
 def _init_members(seeds, hparams, method, suite, mesh):
