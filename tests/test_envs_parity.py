@@ -165,10 +165,8 @@ def _check_long_trajectory(task, seed, amplitude, steps=300):
   assert not terminated.any(), 'the reference trajectory must stay healthy for the whole check'
 
   suite = make_suite(task, backend='native')
-  # MJX's reset jitted: run eagerly it compiles hundreds of small programs (~40 s here)
-  reset_to = jax.jit(suite.reset_to) if suite.backend_name == 'mjx' else suite.reset_to
-  state = reset_to(jax.random.PRNGKey(0), (jnp.asarray(qpos, jnp.float32)[None, None],),
-                   (jnp.asarray(qvel, jnp.float32)[None, None],))
+  state = suite.reset_to(jax.random.PRNGKey(0), (jnp.asarray(qpos, jnp.float32)[None, None],),
+                         (jnp.asarray(qvel, jnp.float32)[None, None],))
   padded = np.zeros((steps, 1, 1, suite.act_size), np.float32)
   padded[:, 0, 0, :env.model.nu] = actions
 
