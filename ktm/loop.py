@@ -93,12 +93,10 @@ def member_key(seed: jax.Array, stream: int) -> jax.Array:
 
 def init_members(sweep: Sweep, method: Method, suite: Suite, mesh: Optional[Mesh] = None) -> RunState:
   """The sweep's fresh run state: member m is `init` with its seed and swept values, all members in one program
-  (jitted: an eagerly reset MJX state shares buffers between physics data and readouts, which donation refuses).
-  On one device the state is committed to it, as a restored checkpoint's arrays are, so that a run resumed in the
-  same process reuses the compiled chunks instead of compiling them again for other input shardings."""
+  (jitted: an eagerly reset MJX state shares buffers between physics data and readouts, which donation refuses)."""
   fn = _compiled(_init_members, compute_dtype(method), ('method', 'suite', 'mesh'), False)
-  return committed(fn(*global_arrays((seeds_array(sweep), sweep.hparams()), (0, 0), mesh), method=method,
-                      suite=suite, mesh=mesh), mesh)
+  return fn(*global_arrays((seeds_array(sweep), sweep.hparams()), (0, 0), mesh), method=method, suite=suite,
+            mesh=mesh)
 
 
 def committed(tree: Any, mesh: Optional[Mesh]) -> Any:
@@ -447,7 +445,9 @@ def _train(method, suite, eval_suite, aux, cfg, manager, state, sweep, aux_axis,
   hparams, seeds = global_arrays((sweep.hparams(), seeds_array(sweep)), (0, 0), mesh)
   aux = global_arrays(aux, aux_axis, mesh)
   state, extra, restored = _restore(manager, state)
-  state = committed(state, mesh)   # zero-size leaves come back uncommitted
+  # fresh or restored, the state is committed alike (restored arrays are, fresh ones and zero-size leaves not), so
+  # a run resumed in this process reuses the compiled chunks instead of compiling them for other input shardings
+  state = committed(state, mesh)
   history, wall_before, diverged = extra['history'], extra['wall_seconds'], extra['diverged']
   if restored is None:
     state = state.replace(learner=begin_stage(state.learner, method, 0))
