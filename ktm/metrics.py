@@ -101,7 +101,11 @@ class Progress:
     self._bar.close()
 
 
-TRAIN_METRICS = ('train_return', 'critic_loss', 'actor_loss', 'q1', 'teacher_q1', 'teacher_q1_term', 'own_q1_term')
+TRAIN_METRICS = ('train_return', 'critic_loss', 'actor_loss', 'q1', 'teacher_q1', 'teacher_q1_term', 'own_q1_term',
+                 'teacher_trust', 'teacher_audit')
+# Metrics of the delayed actor update, zero on the epochs that skip it: logged as their mean over the epochs that
+# took it (their chunk mean divided by the chunk mean of 'actor_updates', 1 where the actor updated, else 0).
+PER_ACTOR_UPDATE = ('teacher_trust',)
 
 
 def log_evaluation(writer: MetricsWriter, bar: Progress, step: int, task_names: Sequence[str], returns,
@@ -113,6 +117,10 @@ def log_evaluation(writer: MetricsWriter, bar: Progress, step: int, task_names: 
   row.update(per_task('eval_return', task_names, means))
   for name in TRAIN_METRICS:
     if name in train_metrics and np.ndim(train_metrics[name]) == 1:
-      row.update(per_task(name, task_names, train_metrics[name]))
+      values = np.asarray(train_metrics[name])
+      if name in PER_ACTOR_UPDATE and 'actor_updates' in train_metrics:
+        updates = np.asarray(train_metrics['actor_updates'])
+        values = np.where(updates > 0, values / np.where(updates > 0, updates, 1), np.nan)
+      row.update(per_task(name, task_names, values))
   writer.write(step, row)
   bar.show_returns(task_names, means)

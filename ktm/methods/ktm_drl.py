@@ -13,12 +13,12 @@ offline stage and alpha = 0 (`td3_mt_config`): the teachers are then never used.
 
 import dataclasses
 import functools
-from typing import Any, Tuple
+from typing import Any, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
 
-from ktm import td3, transfer, validate
+from ktm import td3, transfer, trust, validate
 from ktm.sweep import static_zero
 from ktm.methods import base
 
@@ -42,20 +42,35 @@ class KTMConfig:
                                        # none, the authors' code none in effect (ktm/presets.py)
   online_adam: str = 'carry'           # 'carry': the online stage goes on with the offline stage's Adam moments;
                                        # 'fresh': new ones (the authors' code steps separate online optimizers)
+  trust_rule: str = 'none'             # per-sample weight of Eq. 5's teacher term (ktm/trust.py): 'none' (the
+                                       # paper), 'qfilter', 'agreement' or 'both'
+  trust_audit: Optional[float] = None  # use teacher k only if its critic ranks its own actor's action above a
+                                       # random one on at least this fraction of D_k (ktm/trust.py); None: no audit
+  corrupt_teachers: str = ''           # experiments: 'TASK=random' (a fresh TD3 in place of teacher k) or
+                                       # 'TASK=adversarial' (its critics negated), comma-separated; the set on disk
+                                       # is not touched
 
   RANGES = dict(offline_epochs=validate.NON_NEGATIVE_INT, online_epochs=validate.NON_NEGATIVE_INT,
                 alpha=validate.NON_NEGATIVE, beta=validate.NON_NEGATIVE,
                 combine=validate.one_of('sequential', 'joint'), replay=validate.one_of('hierarchical', 'flat'),
                 chunk_steps=validate.AT_LEAST_1, offline_chunk=validate.AT_LEAST_1,
                 online_capacity=validate.AT_LEAST_1, switch_every=validate.AT_LEAST_1,
-                online_start_steps=validate.NON_NEGATIVE_INT, online_adam=validate.one_of('carry', 'fresh'))
+                online_start_steps=validate.NON_NEGATIVE_INT, online_adam=validate.one_of('carry', 'fresh'),
+                trust_rule=validate.one_of(*trust.RULES), trust_audit=validate.optional(validate.UNIT_INTERVAL))
 
   def __post_init__(self):
     validate.check(self, self.RANGES)
+    if self.trusting and (self.combine != 'sequential' or self.replay != 'hierarchical'):
+      raise ValueError("trust_rule and trust_audit need combine='sequential' and replay='hierarchical'")
 
   @property
   def uses_teachers(self) -> bool:
     return self.offline_epochs > 0 or self.alpha > 0
+
+  @property
+  def trusting(self) -> bool:
+    """Whether teacher trust (ktm/trust.py) is on; off, the method is the paper's exactly."""
+    return self.trust_rule != 'none' or self.trust_audit is not None
 
 
 # ---- one task's updates (Algorithm 1's loop body) ----
@@ -91,6 +106,16 @@ def online_task_update(student: td3.TD3State, teacher_critic, batch, mask, polic
   new, metrics = td3.update(student, batch, cfg, mask, policy_step,
                             actor_loss_builder(teacher_critic, teacher_cfg, ktm_cfg))
   return new.replace(step=student.step), metrics
+
+
+def trusted_eq5_actor_loss(teacher: trust.Teacher, teacher_cfg: td3.TD3Config,
+                           ktm_cfg: KTMConfig) -> td3.ActorLossFn:
+  """Eq. 5 with teacher k's term weighted per sample by `ktm_cfg.trust_rule` and its audit gate (ktm/trust.py)."""
+  def loss_fn(actor_params, critic_params, obs, cfg, mask):
+    loss, metrics = trust.trusted_actor_loss(actor_params, critic_params, teacher, obs, cfg, teacher_cfg,
+                                             ktm_cfg.alpha, ktm_cfg.beta, ktm_cfg.trust_rule, mask)
+    return loss, (dict(metrics, teacher_audit=teacher.audit) if ktm_cfg.trust_audit is not None else metrics)
+  return loss_fn
 
 
 # ---- joint mode: the student's networks run once on all K x B rows (one big matmul); the teachers are vmapped ----
@@ -143,9 +168,27 @@ def _pick(tree, k):
   return jax.tree.map(lambda x: x[k], tree)
 
 
+def gated_offline_task_update(student: td3.TD3State, teacher: trust.Teacher, batch, mask, cfg: td3.TD3Config,
+                              teacher_cfg: td3.TD3Config) -> Tuple[td3.TD3State, dict]:
+  """`offline_task_update` from teacher k only if it passed its audit (gate_k = 1); else the student unchanged
+  (no optimizer step, so Adam's moments do not move it either) and zero loss metrics."""
+  run = lambda s: offline_task_update(s, teacher.critic, batch, mask, cfg, teacher_cfg)
+  skipped = jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), jax.eval_shape(run, student)[1])
+  student, metrics = jax.lax.cond(teacher.gate > 0, run, lambda s: (s, skipped), student)
+  return student, {**metrics, 'teacher_trust': teacher.gate, 'actor_updates': jnp.ones(()),
+                   'teacher_audit': teacher.audit}
+
+
 def offline_epoch(student: td3.TD3State, teacher_critics, batches, masks, epoch, cfg: td3.TD3Config,
                   teacher_cfg: td3.TD3Config, ktm_cfg: KTMConfig) -> Tuple[td3.TD3State, dict]:
-  """Lines 3-7 for all tasks: teacher_critics [K], batches [K, B, ...], masks [K, act_size]; metrics [K] or []."""
+  """Lines 3-7 for all tasks: teacher_critics [K], batches [K, B, ...], masks [K, act_size]; metrics [K] or [].
+  With teacher trust on, teacher_critics is a `trust.Teacher` [K]; with an audit, untrusted teachers are skipped
+  (without one, every teacher is used and this stage is the paper's)."""
+  if ktm_cfg.trust_audit is not None:
+    update = functools.partial(gated_offline_task_update, cfg=cfg, teacher_cfg=teacher_cfg)
+    return jax.lax.scan(lambda s, xs: update(s, *xs), student, (teacher_critics, batches, masks))
+  if ktm_cfg.trusting:
+    teacher_critics = teacher_critics.critic
   update = functools.partial(offline_task_update, cfg=cfg, teacher_cfg=teacher_cfg)
   if ktm_cfg.replay == 'flat':
     k = active_task(epoch, masks.shape[0], ktm_cfg)
@@ -159,10 +202,12 @@ def offline_epoch(student: td3.TD3State, teacher_critics, batches, masks, epoch,
 def online_epoch(student: td3.TD3State, teacher_critics, batches, masks, epoch, cfg: td3.TD3Config,
                  teacher_cfg: td3.TD3Config, ktm_cfg: KTMConfig) -> Tuple[td3.TD3State, dict]:
   """Lines 15-20 for all tasks (after the env steps): teacher_critics [K], batches [K, B, ...], masks [K, A].
-  The actor and targets update when `td3.is_policy_step(epoch)`, i.e. every `policy_delay` epochs."""
+  The actor and targets update when `td3.is_policy_step(epoch)`, i.e. every `policy_delay` epochs. With teacher
+  trust on, teacher_critics is a `trust.Teacher` [K] and Eq. 5 is `trusted_eq5_actor_loss`."""
   policy_step = td3.is_policy_step(epoch, cfg)
   update = functools.partial(online_task_update, policy_step=policy_step, cfg=cfg, teacher_cfg=teacher_cfg,
-                             ktm_cfg=ktm_cfg)
+                             ktm_cfg=ktm_cfg,
+                             actor_loss_builder=trusted_eq5_actor_loss if ktm_cfg.trusting else eq5_actor_loss)
   if ktm_cfg.replay == 'flat':
     k = active_task(epoch, masks.shape[0], ktm_cfg)
     return update(student, _pick(teacher_critics, k), _pick(batches, k), masks[k])
@@ -211,6 +256,7 @@ class KTMMethod(base.Method):
   # Teacher" and "Online only Teacher" can start from KTM-DRL's offline end (`run_ktm.py --init_from`). Not
   # online_adam: `begin_stage(ONLINE)` reads it, and it runs before the boundary checkpoint is saved.
   later_stage_fields = ('ktm.online_epochs', 'ktm.alpha', 'ktm.beta', 'ktm.chunk_steps', 'ktm.online_start_steps',
+                        'ktm.trust_rule',
                         'cfg.exploration_noise', 'cfg.target_noise', 'cfg.target_noise_clip', 'cfg.tau',
                         'cfg.gamma', 'cfg.policy_delay')
 
@@ -227,8 +273,32 @@ class KTMMethod(base.Method):
   def replay_capacity(self) -> int:
     return self.ktm.online_capacity
 
+  def __post_init__(self):
+    trust.parse_corruptions(self.ktm.corrupt_teachers, self.tasks.task_names)   # a bad spec fails before training
+
   def make_aux(self, teachers):
-    return (teachers.states.critic_params, teachers.buffer) if self.uses_teachers else (None, None)
+    """(teacher critics [K], D_k); with teacher trust on, (`trust.Teacher` [K], D_k). Corrupted teachers (the
+    `corrupt_teachers` experiments) are corrupted here, in memory."""
+    if not self.uses_teachers:
+      return (None, None)
+    states = teachers.states
+    modes = trust.parse_corruptions(self.ktm.corrupt_teachers, self.tasks.task_names)
+    if any(modes):
+      states = trust.corrupt(states, modes, teachers.cfg)
+    if not self.ktm.trusting:
+      return (states.critic_params, teachers.buffer)
+    num_tasks = self.tasks.num_tasks
+    if self.ktm.trust_audit is None:
+      audit, gate = jnp.ones(num_tasks), jnp.ones(num_tasks)
+    else:
+      audit = jax.jit(trust.audit_teachers, static_argnums=(4, 5))(
+          states.actor_params, states.critic_params, teachers.buffer.data.obs, teachers.buffer.size, teachers.cfg,
+          self.tasks.act_dims)
+      gate = (audit >= self.ktm.trust_audit).astype(jnp.float32)
+      print('teacher audit (fraction of D_k where the critic ranks its actor above a random action; used if >= '
+            f'{self.ktm.trust_audit:g}): ' + ', '.join(f'{n} {float(a):.2f}' + ('' if g else ' NOT USED')
+                                                    for n, a, g in zip(self.tasks.task_names, audit, gate)))
+    return (trust.Teacher(states.critic_params, states.actor_params, gate, audit), teachers.buffer)
 
   def init(self, key: jax.Array) -> td3.TD3State:
     return td3.init(key, self.cfg)
@@ -261,6 +331,7 @@ class TD3MTMethod(KTMMethod):
   name = 'td3_mt'
 
   def __post_init__(self):
+    super().__post_init__()
     if self.ktm.offline_epochs or self.ktm.alpha:
       raise ValueError(f'TD3-MT is KTM-DRL with offline_epochs = 0 and alpha = 0; got offline_epochs = '
                        f'{self.ktm.offline_epochs}, alpha = {self.ktm.alpha}')
