@@ -3,8 +3,8 @@
 - 'max' (the paper's metric): per task, the max over evaluations of the average evaluation return; one run's tasks
   may come from different checkpoints ("stitched").
 - 'checkpoint': every task from ONE evaluation, the run's best single evaluation: the step s* (among the steps at
-  which every task was evaluated) maximizing the mean over the normalizing tasks of return_t(s) / Ideal_t; ties go
-  to the earliest step.
+  which every task of the run was evaluated) maximizing the mean over those tasks (with a positive Ideal) of
+  return_t(s) / Ideal_t; ties go to the earliest step.
 - 'final': per task, the mean of the run's last `final_evals` evaluation returns.
 
 Normalizations of a return x on task t: ratio = x / Ideal_t (the paper's; Ideal_t > 0), and rliable's
@@ -54,14 +54,14 @@ def best_checkpoint(run: Run, tasks: Sequence[str], ideal: Dict[str, float]) -> 
 def run_scores(run: Run, kind: str, tasks: Sequence[str], ideal: Dict[str, float], final_evals: int,
                rank_tasks: Optional[Sequence[str]] = None) -> Dict[str, float]:
   """task -> the run's return of `kind` on `tasks` (tasks without one are left out). 'checkpoint' picks its
-  step by `rank_tasks` (default: `tasks`), which must have a positive Ideal."""
+  step by those of `rank_tasks` (default: `tasks`; each with a positive Ideal) that the run has curves for."""
   if kind == 'max':
     return {t: run.returns[t] for t in tasks if t in run.returns}
   if kind == 'final':
     return {t: float(np.mean(run.curves[t][1][-final_evals:])) for t in tasks if t in run.curves}
   if kind != 'checkpoint':
     raise ValueError(f'kind must be one of {KINDS}, got {kind!r}')
-  step = best_checkpoint(run, list(rank_tasks or tasks), ideal)
+  step = best_checkpoint(run, [t for t in (rank_tasks or tasks) if t in run.curves], ideal)
   if step is None:
     return {}
   return {t: float(r[np.searchsorted(s, step)]) for t, (s, r) in run.curves.items()
