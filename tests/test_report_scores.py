@@ -102,6 +102,9 @@ def test_orderings_resolved_by_seed_pairs_or_interval_else_unresolved(tmp_path):
   unresolved = dict(diff_low=-0.1, diff_high=0.1, seed_means_x=[0.9, 1.0], seed_means_y=[0.95])
   assert compare.verdict('X', 'Y', unresolved) == 'unresolved'
   assert compare.verdict('X', 'Y', dict(unresolved, diff_low=-0.3, diff_high=-0.01)) == 'Y > X (CI)'
+  one_each = dict(diff_low=0.5, diff_high=0.5, seed_means_x=[1.0], seed_means_y=[0.5])   # one run a side
+  assert compare.verdict('X', 'Y', one_each) == 'unresolved'
+  assert compare.verdict('X', 'Y', dict(one_each, seed_means_y=[0.5, 0.6])) == 'X > Y (every seed pair, CI)'
   assert 'unresolved pairs' in compare.resolved_table(list(results.values()))
 
 

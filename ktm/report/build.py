@@ -58,7 +58,9 @@ NOTES = """\
   from a stratified bootstrap resampling X's and Y's runs within each task independently, and P(X > Y), the
   probability of improvement (Agarwal et al. 2021: the mean over tasks of the fraction of (X run, Y run) pairs
   with X's score higher, ties 1/2). An ordering is resolved when every seed pair agrees (each run's mean normalized
-  score over the common tasks) or the interval of diff excludes 0; otherwise it is "unresolved".
+  score over the common tasks) or the interval of diff excludes 0, and one of the two has 2 runs or more;
+  otherwise it is "unresolved". The bootstrap resamples each task's runs independently: where a seed is good or
+  bad on every task at once (near-identical tasks), an interval-only ("CI") ordering understates the seed spread.
 - Budget: from each method's config.json (`ktm/report/budget.py`): optimizer steps count critic steps.
 - "paper" columns: {source}
 - Curves: mean ± std over the seeds at the x every seed evaluated; x is {x_axis}.

@@ -7,7 +7,7 @@ For methods X, Y and a kind of score (scores.KINDS), over the tasks both have a 
 - P(X > Y), the probability of improvement, with its interval;
 - every seed pair: each run's mean normalized score over those tasks; X > Y on every (X run, Y run) pair.
 The ordering is resolved ('X > Y') when every seed pair agrees or the interval of diff excludes 0 (the project's
-rule); else 'unresolved'.
+rule), and at least one side has 2 runs or more; else 'unresolved'.
 """
 
 import itertools
@@ -35,8 +35,11 @@ def seed_means(runs: Sequence[dict], tasks: Sequence[str]) -> List[float]:
 
 
 def verdict(x: str, y: str, result: dict) -> str:
-  """'X > Y' / 'Y > X' with how it is resolved ('every seed pair', 'CI'), or 'unresolved'."""
+  """'X > Y' / 'Y > X' with how it is resolved ('every seed pair', 'CI'), or 'unresolved' (always with one run on
+  each side: one pair, and a bootstrap with nothing to resample)."""
   xs, ys = result['seed_means_x'], result['seed_means_y']
+  if len(xs) < 2 and len(ys) < 2:
+    return 'unresolved'
   how = []
   for sign, (a, b) in ((1, (x, y)), (-1, (y, x))):
     if xs and ys and all(sign * (p - q) > 0 for p in xs for q in ys):
