@@ -222,3 +222,17 @@ def test_readme_headline_matches_the_committed_results(results):
   s = tables.summarize(runs, name, tables.load_paper(), summary['bootstrap']['reps'], summary['bootstrap']['seed'],
                        random=random)
   assert tables.clean(s.aggregate) == bench['aggregate']
+
+
+def test_ideal_is_the_mean_of_the_teacher_seeds_and_its_spread_is_shown(tmp_path):
+  for seed, a in ((0, 100.0), (1, 140.0)):
+    rows = [dict(name='A', best_return=a), dict(name='B', best_return=200.0)]
+    write_run(tmp_path / f'ideal{seed}', dict(benchmark='toy', method='ideal', seed=seed),
+              dict(benchmark='toy', tasks=rows))
+  student(tmp_path / 'td3', 'td3_mt', {'A': [60.0] * 3, 'B': [100.0] * 3})
+  s = summary_of(tmp_path, ['ideal0', 'ideal1', 'td3'])
+  assert s.ideal == {'A': 120.0, 'B': 200.0}
+  assert s.ideal_spread['A'] == pytest.approx((120.0, np.sqrt(800.0), 2))      # sample std of (100, 140)
+  assert s.aggregate['TD3-MT']['max_ratio'] == pytest.approx((0.5 + 0.5) / 2)
+  build.write_report([str(tmp_path / n) for n in ('ideal0', 'ideal1', 'td3')], str(tmp_path / 'out'), reps=50)
+  assert '(std over teacher seeds: A 28.3, B 0.0)' in (tmp_path / 'out' / 'REPORT.md').read_text()

@@ -91,7 +91,9 @@ def figure_groups(s: BenchmarkSummary) -> List[Tuple[str, List[str]]]:
 
 def _mark_offline(ax, s: BenchmarkSummary, labels: Sequence[str], styles: dict, x_axis: str) -> None:
   """env_steps: a shaded band over x <= 0 if a drawn run has an offline stage; epochs: a dotted line per method at
-  the start of its online stage."""
+  the start of its online stage. Ticks in thousands ('25k')."""
+  from matplotlib.ticker import FuncFormatter  # pylint: disable=import-outside-toplevel
+  ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f'{x / 1000:g}k' if x else '0'))
   if x_axis == 'env_steps':
     offline = [budget.offline_epochs(r.config) for l in labels for r in s.runs[l]]
     if max(offline, default=0) > 0:
