@@ -169,7 +169,10 @@ def test_random_returns_measured_once_and_cached(tmp_path):
     return {'A': {'mean': -3.0}}
 
   path = str(tmp_path / 'r' / 'random_returns.json')
-  assert random_policy.load_or_measure(path, ['b1', 'toy'], measure_fn=fake) == {'b1': {'A': {'mean': -3.0}}}
+  assert random_policy.load_or_measure(path, ['b1', 'toy'], measure_fn=fake, command='cmd') == {
+      'b1': {'A': {'mean': -3.0}}}
+  with open(path) as f:
+    assert json.load(f)['measured_by'] == {'b1': 'cmd'}
   assert random_policy.load_or_measure(path, ['b1'], measure_fn=fake) == {'b1': {'A': {'mean': -3.0}}}
   assert calls == ['b1', 'toy']                       # b1 read from the cache the second time
   assert 'episodes per task' in random_policy.describe(path)

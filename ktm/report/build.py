@@ -125,7 +125,7 @@ def write_report(specs: Sequence[str], out: str, reps: int = 2000, seed: int = 0
   benchmarks = list(dict.fromkeys(r.benchmark for r in runs))
   random, random_how = {}, 'not measured'
   if random_path:
-    random = random_policy.load_or_measure(random_path, benchmarks)
+    random = random_policy.load_or_measure(random_path, benchmarks, command=command)
     random_how = random_policy.describe(random_path)
   summaries = [tables.summarize(runs, b, paper, reps, seed, random=random_policy.means(random.get(b, {})))
                for b in benchmarks]

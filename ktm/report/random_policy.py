@@ -8,7 +8,7 @@ from `jax.random.key(seed)`; the value per task is the mean over the episodes.
 
 import json
 import os
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 
@@ -27,10 +27,12 @@ def measure(benchmark: str, episodes: int = 10, seed: int = 0) -> Dict[str, Dict
           for t, r in zip(suite.task_names, totals.astype(np.float64))}
 
 
-def load_or_measure(path: str, benchmarks, episodes: int = 10, seed: int = 0, measure_fn=measure) -> dict:
+def load_or_measure(path: str, benchmarks, episodes: int = 10, seed: int = 0, measure_fn=measure,
+                    command: Optional[str] = None) -> dict:
   """{benchmark: {task: stats}} from the JSON at `path`; benchmarks missing there are measured with `measure_fn`
   and added to the file (with the episodes and seed that produced them). Never re-measures a cached benchmark; a
-  benchmark that is no buildable suite (ValueError, e.g. a test's synthetic one) is left out."""
+  benchmark that is no buildable suite (ValueError, e.g. a test's synthetic one) is left out. `command`, the
+  command line that measured, is recorded beside each new benchmark."""
   cache = {}
   if os.path.exists(path):
     with open(path) as f:
@@ -45,6 +47,7 @@ def load_or_measure(path: str, benchmarks, episodes: int = 10, seed: int = 0, me
     cache.setdefault('how', f'ktm.report.random_policy.measure: {episodes} episodes per task of uniform-random '
                             f'actions in [-1, 1], jax.random.key({seed}), native MuJoCo, 1000-step episodes')
     cache.setdefault('benchmarks', {}).update(measured)
+    cache.setdefault('measured_by', {}).update({b: command for b in measured})
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, 'w') as f:
       json.dump(cache, f, indent=1, sort_keys=True)
