@@ -30,6 +30,13 @@ def write_run(path, config, results=None, metrics=()):
       f.writelines(json.dumps(row) + '\n' for row in metrics)
 
 
+def write_random(path, returns, benchmark='toy'):
+  """A random_returns.json cache (ktm.report.random_policy's layout) holding `returns` {task: mean}."""
+  with open(path, 'w') as f:
+    json.dump({'how': 'hand-written', 'benchmarks': {benchmark: {t: {'mean': v} for t, v in returns.items()}}}, f)
+  return str(path)
+
+
 def curve_rows(final, steps=(0, 1000, 2000)):
   """Evaluation rows rising linearly to `final` ({task: return}) at the last step, plus a training-only row."""
   rows = [{'step': s, **{f'eval_return/{t}': v * (i + 1) / len(steps) for t, v in final.items()}}
@@ -143,8 +150,9 @@ def test_ablation_labels(ktm, label):
 def test_report_tables_match_hand_computed_values(toy_runs, tmp_path):
   out = tmp_path / 'out'
   start = time.perf_counter()
+  random = write_random(tmp_path / 'random.json', {'A': 0.0, 'B': 0.0, 'C': 0.0})   # normalized score = ratio
   summary = build.write_report([str(toy_runs / n) for n in ('teachers', 'ktm0', 'ktm1', 'td3mt', 'noher')],
-                               str(out), reps=300, seed=0)
+                               str(out), reps=300, seed=0, random_path=random)
   elapsed = time.perf_counter() - start
   text = (out / 'REPORT.md').read_text()
   s = summary['benchmarks']['toy']
@@ -166,15 +174,17 @@ def test_report_tables_match_hand_computed_values(toy_runs, tmp_path):
 
   agg = md_table(text, '### Aggregate per method')
   assert agg['KTM']['runs'] == '2' and agg['KTM']['tasks'] == '3/3'
-  assert agg['KTM']['mean ratio'] == '0.983'
+  assert agg['KTM']['mean ratio, max per task'] == '0.983'
   # pooled KTM scores 1.1 0.9 | 0.9 1.0 | 1.0 -> drop one each end of 5 -> mean(0.9, 1.0, 1.0)
   assert s['aggregate']['KTM']['iqm'] == pytest.approx((0.9 + 1.0 + 1.0) / 3)
   assert s['aggregate']['KTM']['ci_low'] <= s['aggregate']['KTM']['iqm'] <= s['aggregate']['KTM']['ci_high']
-  assert agg['TD3-MT']['IQM normalized score [95% CI]'] == '0.500 [0.500, 0.500]'
-  assert agg['Ideal']['mean ratio'] == '1.000'
+  assert agg['TD3-MT']['IQM normalized, max per task [95% CI]'] == '0.500 [0.500, 0.500]'
+  assert agg['Ideal']['mean ratio, max per task'] == '1.000'
   # final ratio: each run's mean of its last 5 (here all 3) evaluations, which rise as final * (1/3, 2/3, 1)
-  assert agg['KTM']['final ratio (last 5 evaluations)'] == '0.656'   # 2/3 * (1.0 + 0.95 + 1.0) / 3
-  assert agg['TD3-MT']['final ratio (last 5 evaluations)'] == '0.333'  # 2/3 * 0.5
+  assert agg['KTM']['mean ratio, final (last 5)'] == '0.656'   # 2/3 * (1.0 + 0.95 + 1.0) / 3
+  assert agg['TD3-MT']['mean ratio, final (last 5)'] == '0.333'  # 2/3 * 0.5
+  # every curve peaks at its last evaluation, so the best checkpoint is the last one and equals the stitched max
+  assert agg['KTM']['mean ratio, best checkpoint'] == '0.983'
   assert elapsed < 60
 
 
@@ -242,11 +252,11 @@ def test_an_unfinished_sweep_gives_one_run_per_member_from_its_metrics(tmp_path)
 
 def test_figures_written_and_curves_aligned(toy_runs, tmp_path):
   all_runs = runs_lib.load_runs([str(toy_runs / n) for n in ('teachers', 'ktm0', 'ktm1', 'td3mt')])
-  s = tables.summarize(all_runs, 'toy', tables.load_paper(), reps=100)
+  s = tables.summarize(all_runs, 'toy', tables.load_paper(), reps=100, random={'A': 0.0, 'B': 0.0, 'C': 0.0})
   steps, values = build.figures.aligned(s.runs['KTM'], 'A')
   np.testing.assert_array_equal(steps, [0, 1000, 2000])
   np.testing.assert_allclose(values[:, -1], [110.0, 90.0])
-  steps, point, low, high = build.figures.iqm_curve(s.runs['TD3-MT'], s.tasks, s.ideal, reps=100)
+  steps, point, low, high = build.figures.iqm_curve(s.runs['TD3-MT'], s.tasks, s.ratio_of, reps=100)
   np.testing.assert_allclose(point, [0.5 / 3, 1.0 / 3, 0.5])     # normalized scores, all tasks equal
   assert np.all(low <= point + 1e-12) and np.all(point <= high + 1e-12)
   for name, plot in (('returns.png', build.figures.plot_returns), ('iqm.png', build.figures.plot_iqm)):
@@ -266,12 +276,14 @@ def test_every_method_of_a_full_table_gets_its_own_line_style():
 
 def test_cli_writes_report_with_label_override(toy_runs, tmp_path):
   out = tmp_path / 'cli'
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO] + [p for p in [os.environ.get('PYTHONPATH')] if p]))
   proc = subprocess.run([sys.executable, os.path.join(REPO, 'experiments', 'report.py'), str(toy_runs / 'ktm0'),
                          f'{toy_runs / "td3mt"}=My baseline', f'--out={out}', '--bootstrap_reps=100'],
-                        capture_output=True, text=True, cwd=REPO, timeout=300, check=False)
+                        capture_output=True, text=True, cwd=REPO, timeout=300, check=False, env=env)
   assert proc.returncode == 0, proc.stderr
   text = (out / 'REPORT.md').read_text()
   assert '| My baseline |' in text and 'TD3-MT' not in md_table(text, '### Max average return')['A']
   # no teacher run given and ktm0's teacher_dir does not exist: Ideal comes from the recorded teacher_return
   assert md_table(text, '### Performance ratio')['A']['KTM'] == '1.100'
-  assert sorted(p.name for p in out.glob('*.png')) == ['fig_toy_iqm.png', 'fig_toy_returns.png']
+  assert sorted(p.name for p in out.glob('*.png')) == ['fig_toy_iqm_table2.png', 'fig_toy_returns_table2.png']
+  assert not (out / 'random_returns.json').exists()      # 'toy' is no suite: nothing measured, nothing cached

@@ -1,13 +1,22 @@
-"""Figures 2-3 style learning curves (per task: average evaluation return vs step, one line per method, mean ±
-std over seeds shaded) and the aggregate curve (IQM of normalized scores vs step with its 95% bootstrap CI)."""
+"""Figures 2-3 style learning curves (per task: average evaluation return vs env steps per task, one line per
+method, mean ± std over seeds shaded) and the aggregate curve (IQM of random-normalized scores with its 95%
+bootstrap CI), Table 2's methods and Table 3's ablations in separate figures.
 
-from typing import Dict, List, Optional, Sequence, Tuple
+x axis 'env_steps' (default): env steps per task (`budget.env_steps`); KTM-DRL's offline epochs, which take no env
+step, are drawn at x <= 0 (x = epoch - offline_epochs) in a shaded band. x axis 'epochs': the logged step (global
+epoch; env steps for teachers).
+"""
+
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ktm.report import stats
-from ktm.report.runs import Run
-from ktm.report.tables import BenchmarkSummary, valid_ideal
+from ktm.report import budget, stats
+from ktm.report.runs import ABLATIONS, Run
+from ktm.report.tables import BenchmarkSummary
+
+X_LABELS = {'env_steps': 'env steps per task (x <= 0, shaded: offline epochs, no env step)',
+            'epochs': 'step (epochs; env steps for teachers)'}
 
 
 def _pyplot():
@@ -17,10 +26,17 @@ def _pyplot():
   return plt
 
 
-def aligned(runs: Sequence[Run], task: str) -> Optional[Tuple[np.ndarray, np.ndarray]]:
-  """(steps [T], returns [n_runs, T]) at the steps that every run with a curve for `task` evaluated; None if no
-  run has one. Runs without the task's curve are left out (a curve is never filled in)."""
-  curves = [r.curves[task] for r in runs if task in r.curves]
+def curve_x(run: Run, steps: np.ndarray, x_axis: str) -> np.ndarray:
+  """A run's logged steps -> the figure's x ('env_steps' or 'epochs')."""
+  if x_axis not in X_LABELS:
+    raise ValueError(f'x_axis must be one of {sorted(X_LABELS)}, got {x_axis!r}')
+  return budget.env_steps(run.config, steps) if x_axis == 'env_steps' else np.asarray(steps)
+
+
+def aligned(runs: Sequence[Run], task: str, x_axis: str = 'epochs') -> Optional[Tuple[np.ndarray, np.ndarray]]:
+  """(x [T], returns [n_runs, T]) at the x that every run with a curve for `task` evaluated; None if no run has
+  one. Runs without the task's curve are left out (a curve is never filled in)."""
+  curves = [(curve_x(r, r.curves[task][0], x_axis), r.curves[task][1]) for r in runs if task in r.curves]
   if not curves:
     return None
   common = curves[0][0]
@@ -31,11 +47,12 @@ def aligned(runs: Sequence[Run], task: str) -> Optional[Tuple[np.ndarray, np.nda
   return common, np.stack([returns[np.searchsorted(steps, common)] for steps, returns in curves])
 
 
-def iqm_curve(runs: Sequence[Run], tasks: Sequence[str], ideal: Dict[str, float], reps: int = 500,
-              seed: int = 0) -> Optional[Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-  """(steps, IQM, CI low, CI high) of the normalized scores (return / Ideal) over the tasks with a positive Ideal
-  and the runs with their curve, at the steps every such (run, task) curve has; None if there are none."""
-  per_task = {t: aligned(runs, t) for t in tasks if valid_ideal(ideal[t])}
+def iqm_curve(runs: Sequence[Run], tasks: Sequence[str], normalize: Callable[[str, np.ndarray], np.ndarray],
+              reps: int = 500, seed: int = 0, x_axis: str = 'epochs'
+              ) -> Optional[Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+  """(x, IQM, CI low, CI high) of the normalized scores normalize(task, returns) over `tasks` and the runs with
+  their curve, at the x every such (run, task) curve has; None if there are none."""
+  per_task = {t: aligned(runs, t, x_axis) for t in tasks}
   per_task = {t: v for t, v in per_task.items() if v is not None}
   if not per_task:
     return None
@@ -44,7 +61,7 @@ def iqm_curve(runs: Sequence[Run], tasks: Sequence[str], ideal: Dict[str, float]
     common = steps if common is None else np.intersect1d(common, steps)
   if common.size == 0:
     return None
-  scores = [values[:, np.searchsorted(steps, common)] / ideal[t] for t, (steps, values) in per_task.items()]
+  scores = [normalize(t, values[:, np.searchsorted(steps, common)]) for t, (steps, values) in per_task.items()]
   point, low, high = stats.iqm_with_ci(scores, reps, seed)
   return common, point, low, high
 
@@ -63,63 +80,91 @@ def line_styles(labels: Sequence[str]) -> Dict[str, Dict[str, str]]:
   return {l: dict(color=f'C{i % 10}', ls=dashes[(i // 10) % len(dashes)]) for i, l in enumerate(labels)}
 
 
-def plot_returns(s: BenchmarkSummary, path: str) -> List[str]:
-  """One subplot per task; returns the labels drawn (sorted). Writes a PNG to `path`."""
+def figure_groups(s: BenchmarkSummary) -> List[Tuple[str, List[str]]]:
+  """[(name, labels)]: 'table2' (the Ideal, KTM and the baselines: every label that is no ablation) and, when the
+  benchmark has ablations, 'table3' (KTM and its ablations), as the paper's Figures 2 and 3."""
+  ablation = lambda l: l in ABLATIONS or (l.startswith('KTM ') and l != 'KTM')
+  groups = [('table2', [l for l in s.labels if not ablation(l)])]
+  table3 = [l for l in s.labels if l == 'KTM' or ablation(l)]
+  return groups + ([('table3', table3)] if len(table3) > 1 else [])
+
+
+def _mark_offline(ax, s: BenchmarkSummary, labels: Sequence[str], styles: dict, x_axis: str) -> None:
+  """env_steps: a shaded band over x <= 0 if a drawn run has an offline stage; epochs: a dotted line per method at
+  the start of its online stage. Ticks in thousands ('25k')."""
+  from matplotlib.ticker import FuncFormatter  # pylint: disable=import-outside-toplevel
+  ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f'{x / 1000:g}k' if x else '0'))
+  if x_axis == 'env_steps':
+    offline = [budget.offline_epochs(r.config) for l in labels for r in s.runs[l]]
+    if max(offline, default=0) > 0:
+      ax.axvspan(-max(offline), 0, color='0.85', alpha=0.5, lw=0)
+    return
+  for label in labels:
+    for boundary in offline_end(s.runs[label]):
+      ax.axvline(boundary, color=styles[label]['color'], lw=0.8, ls=':')
+
+
+def plot_returns(s: BenchmarkSummary, path: str, labels: Optional[Sequence[str]] = None,
+                 x_axis: str = 'epochs') -> List[str]:
+  """One subplot per task, one line per label (default: all); returns the labels drawn (sorted). Writes a PNG."""
   plt = _pyplot()
+  labels = list(s.labels if labels is None else labels)
   cols = min(4, max(1, len(s.tasks)))
   rows = -(-len(s.tasks) // cols)
   fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
-  styles, drawn = line_styles(s.labels), []
+  styles, drawn = line_styles(labels), []
   for ax, task in zip(axes.ravel(), s.tasks):
-    for label in s.labels:
-      curve = aligned(s.runs[label], task)
+    _mark_offline(ax, s, labels, styles, x_axis)
+    for label in labels:
+      curve = aligned(s.runs[label], task, x_axis)
       if curve is None:
         continue
       steps, values = curve
       mean, std = values.mean(axis=0), values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros(values.shape[1])
       ax.plot(steps, mean, **styles[label], label=f'{label} (n={len(values)})', lw=1.4)
-      ax.fill_between(steps, mean - std, mean + std, color=styles[label]['color'], alpha=0.2, lw=0)
-      for boundary in offline_end(s.runs[label]):
-        ax.axvline(boundary, color=styles[label]['color'], lw=0.8, ls=':')
+      ax.fill_between(steps, mean - std, mean + std, color=styles[label]['color'], alpha=0.15, lw=0)
       drawn.append(label)
     ax.set_title(task, fontsize=10)
-    ax.set_xlabel('step (epochs; env steps for teachers)', fontsize=8)
+    ax.set_xlabel(X_LABELS[x_axis], fontsize=7)
     ax.set_ylabel('average evaluation return', fontsize=8)
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3)
   for ax in axes.ravel()[len(s.tasks):]:
     ax.axis('off')
   handles = {h.get_label(): h for ax in axes.ravel() for h in ax.get_lines() if not h.get_label().startswith('_')}
-  fig.legend(list(handles.values()), list(handles), loc='lower center', ncol=min(8, max(1, len(handles))),
+  fig.legend(list(handles.values()), list(handles), loc='lower center', ncol=min(7, max(1, len(handles))),
              fontsize=8, frameon=False)
-  fig.suptitle(f'{s.benchmark}: mean ± std over seeds (dotted: start of the online stage)', fontsize=11)
-  fig.tight_layout(rect=(0, 0.06, 1, 0.97))
+  fig.suptitle(f'{s.benchmark}: mean ± std over seeds', fontsize=11)
+  fig.tight_layout(rect=(0, 0.07, 1, 0.97))
   fig.savefig(path, dpi=110)
   plt.close(fig)
   return sorted(set(drawn))
 
 
-def plot_iqm(s: BenchmarkSummary, path: str, reps: int = 500, seed: int = 0) -> List[str]:
-  """IQM of normalized scores vs step per method with its 95% stratified-bootstrap CI band; returns the labels
-  drawn (sorted). Writes a PNG to `path`."""
+def plot_iqm(s: BenchmarkSummary, path: str, reps: int = 500, seed: int = 0, labels: Optional[Sequence[str]] = None,
+             x_axis: str = 'epochs') -> List[str]:
+  """IQM of random-normalized scores vs x per label (default: all) with its 95% stratified-bootstrap CI band;
+  returns the labels drawn (sorted). Writes a PNG to `path`; the legend sits right of the axes."""
   plt = _pyplot()
-  fig, ax = plt.subplots(figsize=(6.4, 4.2))
-  styles, drawn = line_styles(s.labels), []
-  for label in s.labels:
-    curve = iqm_curve(s.runs[label], s.tasks, s.ideal, reps, seed)
+  labels = list(s.labels if labels is None else labels)
+  fig, ax = plt.subplots(figsize=(7.6, 4.2))
+  styles, drawn = line_styles(labels), []
+  _mark_offline(ax, s, labels, styles, x_axis)
+  for label in labels:
+    curve = iqm_curve(s.runs[label], s.norm_tasks, s.normalized_of, reps, seed, x_axis)
     if curve is None:
       continue
     steps, point, low, high = curve
     ax.plot(steps, point, **styles[label], label=label, lw=1.4)
-    ax.fill_between(steps, low, high, color=styles[label]['color'], alpha=0.2, lw=0)
+    ax.fill_between(steps, low, high, color=styles[label]['color'], alpha=0.15, lw=0)
     drawn.append(label)
   ax.axhline(1.0, color='k', lw=0.8, ls=':')
-  ax.set_xlabel('step (epochs; env steps for teachers)')
-  ax.set_ylabel('IQM of return / Ideal return')
+  ax.set_xlabel(X_LABELS[x_axis], fontsize=8)
+  ax.set_ylabel('IQM of (return - random) / (Ideal - random)', fontsize=8)
   ax.set_title(f'{s.benchmark}: IQM normalized score, 95% stratified-bootstrap CI', fontsize=10)
   ax.grid(alpha=0.3)
   if drawn:
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1.0), frameon=False)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)

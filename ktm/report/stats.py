@@ -77,3 +77,51 @@ def iqm_with_ci(per_task: Sequence, reps: int = 2000, seed: int = 0, confidence:
 def finite(values: Sequence[Optional[float]]) -> list:
   """The values that are neither None nor nan/inf."""
   return [float(v) for v in values if v is not None and np.isfinite(v)]
+
+
+def _resample(per_task: Sequence, reps: int, rng: np.random.Generator) -> list:
+  """Per task, its run scores [n_t] resampled with replacement: a list of [reps, n_t] arrays."""
+  out = []
+  for scores in per_task:
+    s = np.asarray(scores, dtype=np.float64)
+    out.append(s[rng.integers(0, s.size, size=(reps, s.size))])
+  return out
+
+
+def mean_of_task_means(per_task: Sequence) -> float:
+  """Mean over tasks of the mean over runs: per_task is a list of [n_t] arrays (one per task)."""
+  return float(np.mean([np.mean(np.asarray(s, dtype=np.float64)) for s in per_task]))
+
+
+def probability_of_improvement(x_per_task: Sequence, y_per_task: Sequence) -> float:
+  """P(X > Y) of Agarwal et al. 2021 (rliable's `probability_of_improvement`): the mean over tasks t of
+  (1 / (n_t m_t)) sum_i sum_j S(x_ti, y_tj) with S(x, y) = 1 if x > y, 1/2 if x = y, 0 else; x_per_task [n_t] and
+  y_per_task [m_t] hold the runs' scores on the same tasks in the same order."""
+  return float(np.mean([_pairwise_wins(np.asarray(x, np.float64)[None], np.asarray(y, np.float64)[None])[0]
+                        for x, y in zip(x_per_task, y_per_task)]))
+
+
+def _pairwise_wins(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+  """[reps, n], [reps, m] -> [reps]: mean over the n x m pairs of S(x_i, y_j) (1 win, 1/2 tie, 0 loss)."""
+  diff = x[:, :, None] - y[:, None, :]
+  return ((diff > 0) + 0.5 * (diff == 0)).mean(axis=(1, 2))
+
+
+def compare(x_per_task: Sequence, y_per_task: Sequence, reps: int = 2000, seed: int = 0,
+            confidence: float = 0.95) -> dict:
+  """X against Y on the same tasks (lists of per-task run-score arrays [n_t], [m_t]).
+
+  Returns {'diff', 'diff_low', 'diff_high', 'poi', 'poi_low', 'poi_high'}: diff = mean over tasks of X's mean over
+  runs minus the same for Y; poi = `probability_of_improvement`; the intervals are percentile intervals of a
+  stratified bootstrap that resamples X's runs and Y's runs within each task, independently (rliable's
+  `get_interval_estimates` over the pair of score matrices).
+  """
+  rng = np.random.default_rng(seed)
+  xs, ys = _resample(x_per_task, reps, rng), _resample(y_per_task, reps, rng)
+  diff = np.mean([x.mean(axis=1) - y.mean(axis=1) for x, y in zip(xs, ys)], axis=0)      # [reps]
+  poi = np.mean([_pairwise_wins(x, y) for x, y in zip(xs, ys)], axis=0)                   # [reps]
+  q = [100 * (1 - confidence) / 2, 100 * (1 + confidence) / 2]
+  (d_lo, d_hi), (p_lo, p_hi) = np.percentile(diff, q), np.percentile(poi, q)
+  return dict(diff=mean_of_task_means(x_per_task) - mean_of_task_means(y_per_task), diff_low=float(d_lo),
+              diff_high=float(d_hi), poi=probability_of_improvement(x_per_task, y_per_task), poi_low=float(p_lo),
+              poi_high=float(p_hi))

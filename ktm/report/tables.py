@@ -9,7 +9,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ktm.report import stats
+from ktm.report import scores, stats
 from ktm.report.runs import ABLATIONS, Run
 
 MISSING = '—'
@@ -40,10 +40,31 @@ class BenchmarkSummary:
   ideal: Dict[str, float]                        # task -> Ideal return (nan: unknown)
   ideal_source: str
   ratios: Dict[str, Dict[str, Stat]]             # label -> task -> (return / Ideal) over seeds; valid tasks only
-  aggregate: Dict[str, dict]                     # label -> mean_ratio, final_ratio, tasks, iqm, ci_low, ci_high
+  aggregate: Dict[str, dict]                     # label -> see `aggregate_of`
   paper_returns: Optional[dict]                  # the paper's Table 1 / 2 for this benchmark
   paper_ratios: Optional[dict]                   # the paper's Table 3 for this benchmark
-  final_evals: int = FINAL_EVALS                 # evaluations per run averaged in aggregate['final_ratio']
+  final_evals: int = FINAL_EVALS                 # evaluations per run averaged in the 'final' scores
+  random: Dict[str, float] = dataclasses.field(default_factory=dict)   # task -> uniform-random return (absent: unknown)
+  ideal_spread: Dict[str, Stat] = dataclasses.field(default_factory=dict)  # task -> Ideal over teacher seeds
+  by_kind: Dict[str, Dict[str, List[Dict[str, float]]]] = dataclasses.field(default_factory=dict)
+  # ^ kind ('max', 'checkpoint', 'final') -> label -> one {task: return} per run
+  norm_tasks: List[str] = dataclasses.field(default_factory=list)  # tasks with a normalized score
+
+  def ratio_stats(self, kind: str) -> Dict[str, Dict[str, Stat]]:
+    """label -> valid task -> (return of `kind` / Ideal) over seeds."""
+    valid = [t for t in self.tasks if valid_ideal(self.ideal[t])]
+    return {l: {t: stats.mean_std(v) for t, v in scores.per_task(runs, valid, self.ratio_of).items()}
+            for l, runs in self.by_kind[kind].items()}
+
+  def ratio_of(self, task: str, x: float) -> float:
+    return x / self.ideal[task]
+
+  def normalized_of(self, task: str, x: float) -> float:
+    return scores.normalized(x, self.random[task], self.ideal[task])
+
+  def normalized_runs(self, kind: str, label: str) -> List[Dict[str, float]]:
+    """One {task: normalized score} per run of `label`, over `norm_tasks`."""
+    return [{t: self.normalized_of(t, r[t]) for t in self.norm_tasks if t in r} for r in self.by_kind[kind][label]]
 
 
 def order_labels(labels: Sequence[str]) -> List[str]:
@@ -51,33 +72,45 @@ def order_labels(labels: Sequence[str]) -> List[str]:
   return known + [l for l in dict.fromkeys(labels) if l not in known]
 
 
-def ideal_returns(runs: Sequence[Run], tasks: Sequence[str]) -> Tuple[Dict[str, float], str]:
-  """task -> Ideal return: the mean over Ideal (teacher) runs of their best return; without teacher runs, the
-  mean of the distinct teacher returns that the student runs recorded."""
+def ideal_returns(runs: Sequence[Run], tasks: Sequence[str]) -> Tuple[Dict[str, Stat], str]:
+  """task -> Ideal return (mean, std, n) over the Ideal (teacher) runs' best returns (one per teacher seed);
+  without teacher runs, over the distinct teacher returns that the student runs recorded."""
   teachers = [r for r in runs if r.method == 'ideal']
   if teachers:
-    return ({t: stats.mean_std([r.returns.get(t) for r in teachers])[0] for t in tasks},
+    return ({t: stats.mean_std([r.returns.get(t) for r in teachers]) for t in tasks},
             f'mean best return of the {len(teachers)} Ideal (teacher) run(s)')
   recorded = {t: sorted({r.teacher_returns[t] for r in runs if t in r.teacher_returns}) for t in tasks}
-  return ({t: float(np.mean(v)) if v else float('nan') for t, v in recorded.items()},
+  return ({t: stats.mean_std(v) for t, v in recorded.items()},
           "the teacher_return recorded in the student runs' results.json (no teacher run given)")
 
 
 def valid_ideal(value: float) -> bool:
-  """Ratios and normalized scores are only meaningful against a positive Ideal return."""
+  """Ratios are only meaningful against a positive Ideal return."""
   return bool(np.isfinite(value) and value > 0)
 
 
-def final_ratios(runs: Sequence[Run], ideal: Dict[str, float], tasks: Sequence[str],
-                 final_evals: int = FINAL_EVALS) -> Dict[str, List[float]]:
-  """task -> per run (that has the task's curve): the mean of its last `final_evals` evaluation returns / Ideal."""
-  return {t: [float(np.mean(r.curves[t][1][-final_evals:])) / ideal[t] for r in runs if t in r.curves]
-          for t in tasks}
+def aggregate_of(s: BenchmarkSummary, label: str, reps: int, seed: int) -> dict:
+  """runs; tasks / valid_tasks (with a ratio); norm_tasks; '<kind>_ratio' = mean over tasks of the per-task mean
+  ratio of that kind of score (kind 'max' is also 'mean_ratio'); 'iqm', 'ci_low', 'ci_high' = IQM of the pooled
+  (run, task) normalized max scores with its stratified-bootstrap CI; 'iqm_<kind>' = [IQM, low, high] per kind."""
+  valid = [t for t in s.tasks if valid_ideal(s.ideal[t])]
+  agg = dict(runs=len(s.runs[label]), valid_tasks=len(valid), norm_tasks=len(s.norm_tasks))
+  for kind in scores.KINDS:
+    per_task = {t: v for t, v in scores.per_task(s.by_kind[kind][label], valid, s.ratio_of).items() if v}
+    agg[f'{kind}_ratio'] = float(np.mean([np.mean(v) for v in per_task.values()])) if per_task else float('nan')
+    if kind == 'max':
+      agg['tasks'] = len(per_task)
+    normed = [v for v in scores.per_task(s.normalized_runs(kind, label), s.norm_tasks).values() if v]
+    agg[f'iqm_{kind}'] = list(stats.iqm_with_ci(normed, reps, seed)) if normed else [float('nan')] * 3
+  agg['mean_ratio'] = agg['max_ratio']
+  agg['iqm'], agg['ci_low'], agg['ci_high'] = agg['iqm_max']
+  return agg
 
 
 def summarize(runs: Sequence[Run], benchmark: str, paper: dict, reps: int = 2000, seed: int = 0,
-              final_evals: int = FINAL_EVALS) -> BenchmarkSummary:
-  """Tables' numbers for the runs of `benchmark`."""
+              final_evals: int = FINAL_EVALS, random: Optional[Dict[str, float]] = None) -> BenchmarkSummary:
+  """Tables' numbers for the runs of `benchmark`; `random`: task -> the uniform-random policy's return (tasks
+  without one get no normalized score)."""
   runs = [r for r in runs if r.benchmark == benchmark]
   paper_returns, paper_ratios = paper_table(paper, benchmark, 'return'), paper_table(paper, benchmark, 'ratio')
   seen = [t for r in runs for t in list(r.returns) + list(r.curves)]
@@ -87,25 +120,18 @@ def summarize(runs: Sequence[Run], benchmark: str, paper: dict, reps: int = 2000
   for r in runs:
     by_label.setdefault(r.label, []).append(r)
   labels = order_labels(list(by_label))
-  ideal, ideal_source = ideal_returns(runs, tasks)
-  returns = {l: {t: stats.mean_std([r.returns.get(t) for r in by_label[l]]) for t in tasks} for l in labels}
+  ideal_spread, ideal_source = ideal_returns(runs, tasks)
+  ideal = {t: v[0] for t, v in ideal_spread.items()}
+  random = {t: float(v) for t, v in (random or {}).items() if t in tasks}
   valid = [t for t in tasks if valid_ideal(ideal[t])]
-  per_run_ratio = {l: {t: [r.returns[t] / ideal[t] for r in by_label[l] if t in r.returns] for t in valid}
-                   for l in labels}
-  ratios = {l: {t: stats.mean_std(per_run_ratio[l][t]) for t in valid} for l in labels}
-  aggregate = {}
-  for l in labels:
-    scored = {t: v for t, v in per_run_ratio[l].items() if v}
-    finals = [np.mean(v) for v in final_ratios(by_label[l], ideal, valid, final_evals).values() if v]
-    agg = dict(runs=len(by_label[l]), tasks=len(scored), valid_tasks=len(valid), mean_ratio=float('nan'),
-               final_ratio=float(np.mean(finals)) if finals else float('nan'),
-               iqm=float('nan'), ci_low=float('nan'), ci_high=float('nan'))
-    if scored:
-      agg['mean_ratio'] = float(np.mean([ratios[l][t][0] for t in scored]))
-      agg['iqm'], agg['ci_low'], agg['ci_high'] = stats.iqm_with_ci(list(scored.values()), reps, seed)
-    aggregate[l] = agg
-  return BenchmarkSummary(benchmark, tasks, labels, by_label, returns, ideal, ideal_source, ratios, aggregate,
-                          paper_returns, paper_ratios, final_evals)
+  norm_tasks = [t for t in valid if t in random and ideal[t] > random[t]]
+  returns = {l: {t: stats.mean_std([r.returns.get(t) for r in by_label[l]]) for t in tasks} for l in labels}
+  by_kind = {k: scores.per_run({l: by_label[l] for l in labels}, k, tasks, ideal, final_evals, valid)
+             for k in scores.KINDS}
+  s = BenchmarkSummary(benchmark, tasks, labels, by_label, returns, ideal, ideal_source, {}, {}, paper_returns,
+                       paper_ratios, final_evals, random, ideal_spread, by_kind, norm_tasks)
+  s = dataclasses.replace(s, ratios=s.ratio_stats('max'))
+  return dataclasses.replace(s, aggregate={l: aggregate_of(s, l, reps, seed) for l in labels})
 
 
 def fmt_stat(stat: Stat, digits: int, runs: int) -> str:
@@ -127,7 +153,7 @@ def _paper_value(table: Optional[dict], label: str, task: str):
   return None if table is None else table['methods'].get(label, {}).get(task)
 
 
-def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
   cell = lambda text: str(text).replace('|', '\\|').replace('\n', ' ')
   lines = ['| ' + ' | '.join(map(cell, header)) + ' |', '|' + '---|' * len(header)]
   lines += ['| ' + ' | '.join(map(cell, row)) + ' |' for row in rows]
@@ -156,7 +182,7 @@ def returns_table(s: BenchmarkSummary) -> str:
       else:
         row.append(MISSING)
     rows.append(row)
-  return _markdown(header, rows)
+  return markdown(header, rows)
 
 
 def ratio_labels(s: BenchmarkSummary) -> List[str]:
@@ -164,11 +190,12 @@ def ratio_labels(s: BenchmarkSummary) -> List[str]:
   return order_labels([l for l in s.labels if l == 'KTM' or l in ABLATIONS or l.startswith('KTM ')] + paper)
 
 
-def ratio_table(s: BenchmarkSummary) -> str:
-  """Table 3 style: performance ratio (method / Ideal) per task for KTM and its ablations, with an Average row
-  (mean over tasks of the per-task mean ratio)."""
+def ratio_table(s: BenchmarkSummary, kind: str = 'max') -> str:
+  """Table 3 style: performance ratio (method's score of `kind` / Ideal) per task for KTM and its ablations, with an
+  Average row (mean over tasks of the per-task mean ratio); the paper's columns beside kind 'max' only."""
   labels = ratio_labels(s)
-  paper = set(s.paper_ratios['methods']) if s.paper_ratios else set()
+  paper = set(s.paper_ratios['methods']) if s.paper_ratios and kind == 'max' else set()
+  ratios = s.ratios if kind == 'max' else s.ratio_stats(kind)
   header = ['Task']
   for l in labels:
     header += [l] + ([f'{l} (paper)'] if l in paper else [])
@@ -179,25 +206,25 @@ def ratio_table(s: BenchmarkSummary) -> str:
       if not valid_ideal(s.ideal[t]):
         row.append(f'n/a (Ideal {fmt_value(s.ideal[t], 1)})')
       else:
-        row.append(fmt_stat(s.ratios[l][t], 3, len(s.runs[l])) if l in s.ratios else MISSING)
+        row.append(fmt_stat(ratios[l][t], 3, len(s.runs[l])) if l in ratios else MISSING)
       if l in paper:
         row.append(fmt_value(_paper_value(s.paper_ratios, l, t), 4))
     rows.append(row)
   row = ['Average']
   for l in labels:
-    row.append(_average_cell(s, l))
+    row.append(_average_cell(s, l, kind))
     if l in paper:
       row.append(fmt_value(paper_mean_ratio(s.paper_ratios, l), 4))
   rows.append(row)
-  return _markdown(header, rows)
+  return markdown(header, rows)
 
 
-def _average_cell(s: BenchmarkSummary, label: str) -> str:
+def _average_cell(s: BenchmarkSummary, label: str, kind: str = 'max') -> str:
   if label not in s.aggregate or s.aggregate[label]['tasks'] == 0:
     return MISSING
   agg = s.aggregate[label]
   tasks = '' if agg['tasks'] == agg['valid_tasks'] else f' ({agg["tasks"]}/{agg["valid_tasks"]} tasks)'
-  return f'{agg["mean_ratio"]:.3f}{tasks}'
+  return fmt_value(agg[f'{kind}_ratio'], 3) + tasks
 
 
 def paper_mean_ratio(table: Optional[dict], label: str, ideal_label: str = 'Ideal') -> Optional[float]:
@@ -214,11 +241,18 @@ def paper_mean_ratio(table: Optional[dict], label: str, ideal_label: str = 'Idea
   return float(np.mean(ratios)) if ratios else None
 
 
+def _iqm_cell(triple) -> str:
+  point, low, high = triple
+  return MISSING if not math.isfinite(point) else f'{point:.3f} [{low:.3f}, {high:.3f}]'
+
+
 def aggregate_table(s: BenchmarkSummary) -> str:
-  """One row per method: seeds, tasks covered, mean performance ratio, IQM of normalized scores [95% CI], the
-  paper's mean ratio, and the final ratio (the same mean over each run's last evaluations instead of its best)."""
-  header = ['Method', 'runs', 'tasks', 'mean ratio', 'IQM normalized score [95% CI]', 'paper mean ratio',
-            f'final ratio (last {s.final_evals} evaluations)']
+  """One row per method: seeds, tasks covered, the mean performance ratio of each kind of score (the paper's
+  stitched max per task, the best single checkpoint, the final evaluations), the paper's mean ratio, and the IQM of
+  the random-normalized scores [95% CI] of each kind."""
+  kinds = [('max', 'max per task'), ('checkpoint', 'best checkpoint'), ('final', f'final (last {s.final_evals})')]
+  header = (['Method', 'runs', 'tasks'] + [f'mean ratio, {name}' for _, name in kinds] + ['paper mean ratio']
+            + [f'IQM normalized, {name} [95% CI]' for _, name in kinds])
   paper_methods = list(s.paper_returns['methods']) if s.paper_returns else []
   rows = []
   for l in order_labels(s.labels + paper_methods):
@@ -226,31 +260,35 @@ def aggregate_table(s: BenchmarkSummary) -> str:
     if paper is None:
       paper = paper_mean_ratio(s.paper_ratios, l)
     if l not in s.aggregate or s.aggregate[l]['tasks'] == 0:
-      rows.append([l, str(len(s.runs.get(l, []))), MISSING, MISSING, MISSING, fmt_value(paper, 3), MISSING])
+      rows.append([l, str(len(s.runs.get(l, []))), MISSING] + [MISSING] * 3 + [fmt_value(paper, 3)] + [MISSING] * 3)
       continue
     a = s.aggregate[l]
-    rows.append([l, str(a['runs']), f'{a["tasks"]}/{a["valid_tasks"]}', f'{a["mean_ratio"]:.3f}',
-                 f'{a["iqm"]:.3f} [{a["ci_low"]:.3f}, {a["ci_high"]:.3f}]', fmt_value(paper, 3),
-                 fmt_value(a['final_ratio'], 3)])
-  return _markdown(header, rows)
+    rows.append([l, str(a['runs']), f'{a["tasks"]}/{a["valid_tasks"]}']
+                + [fmt_value(a[f'{k}_ratio'], 3) for k, _ in kinds] + [fmt_value(paper, 3)]
+                + [_iqm_cell(a[f'iqm_{k}']) for k, _ in kinds])
+  return markdown(header, rows)
+
+
+def clean(x):
+  """x with every non-finite float (nested in dicts, lists, tuples) replaced by None: plain JSON."""
+  if isinstance(x, float):
+    return x if math.isfinite(x) else None
+  if isinstance(x, dict):
+    return {k: clean(v) for k, v in x.items()}
+  if isinstance(x, (list, tuple)):
+    return [clean(v) for v in x]
+  return x
 
 
 def to_json(s: BenchmarkSummary) -> dict:
   """The summary's numbers as plain JSON (nan -> None)."""
-  def clean(x):
-    if isinstance(x, float):
-      return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-      return {k: clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-      return [clean(v) for v in x]
-    return x
   stat = lambda st: dict(mean=st[0], std=st[1], n=st[2])
   return clean(dict(
       benchmark=s.benchmark, tasks=s.tasks, labels=s.labels, ideal=s.ideal, ideal_source=s.ideal_source,
       final_evals=s.final_evals,
-      runs={l: [dict(path=r.path, seed=r.seed, complete=r.complete) for r in rs] for l, rs in s.runs.items()},
+      runs={l: [dict(path=r.path, seed=r.seed, complete=r.complete, best_checkpoint=scores.best_checkpoint(
+          r, [t for t in s.tasks if valid_ideal(s.ideal[t])], s.ideal)) for r in rs] for l, rs in s.runs.items()},
       returns={l: {t: stat(v) for t, v in d.items()} for l, d in s.returns.items()},
-      ratios={l: {t: stat(v) for t, v in d.items()} for l, d in s.ratios.items()},
+      ratios={k: {l: {t: stat(v) for t, v in d.items()} for l, d in s.ratio_stats(k).items()} for k in scores.KINDS},
       aggregate=s.aggregate))
 
