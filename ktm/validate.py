@@ -126,7 +126,8 @@ def describe(cls: type) -> Dict[str, str]:
 
 
 def field_meanings(cls: type) -> Dict[str, str]:
-  """{field: its trailing `# comment`} read from the class source (one sentence per field, for --help)."""
+  """{field: its trailing `# comment`, with the comment-only lines right below it} read from the class source
+  (one sentence per field, for --help)."""
   import inspect  # pylint: disable=import-outside-toplevel
   import re  # pylint: disable=import-outside-toplevel
   try:
@@ -135,8 +136,9 @@ def field_meanings(cls: type) -> Dict[str, str]:
     return {}
   names = {f.name for f in dataclasses.fields(cls)}
   out = {}
-  for match in re.finditer(r'^\s+(\w+)\s*:[^\n#]*#\s*(.+)$', source, re.MULTILINE):
+  for match in re.finditer(r'^\s+(\w+)\s*:[^\n#]*#\s*(.+)\n((?:[ \t]+#.*\n)*)', source, re.MULTILINE):
     if match.group(1) in names:
-      out[match.group(1)] = match.group(2).strip()
+      more = [line.strip()[1:].strip() for line in match.group(3).splitlines()]
+      out[match.group(1)] = ' '.join([match.group(2).strip()] + more)
   return out
 

@@ -287,3 +287,40 @@ def test_cli_writes_report_with_label_override(toy_runs, tmp_path):
   assert md_table(text, '### Performance ratio')['A']['KTM'] == '1.100'
   assert sorted(p.name for p in out.glob('*.png')) == ['fig_toy_iqm_table2.png', 'fig_toy_returns_table2.png']
   assert not (out / 'random_returns.json').exists()      # 'toy' is no suite: nothing measured, nothing cached
+
+
+@pytest.mark.parametrize('ktm, label', [
+    ({'trust_rule': 'qfilter', 'trust_audit': 0.75}, 'KTM+'), ({'trust_audit': 0.5}, 'KTM+'),
+    ({'trust_rule': 'none', 'trust_audit': None}, 'KTM'), ({'offline_epochs': 0, 'trust_rule': 'both'},
+                                                           'w/o Offline +trust'),
+    ({'corrupt_teachers': 'A=random'}, 'KTM (corrupted teachers)'),
+    ({'corrupt_teachers': 'A=random', 'trust_audit': 0.75}, 'KTM+ (corrupted teachers)')])
+def test_trusted_and_corrupted_labels(ktm, label):
+  assert runs_lib.ktm_label({'offline_epochs': 10, 'online_epochs': 10, 'alpha': 1, 'beta': 1, **ktm}) == label
+
+
+def test_run_table_names_corrupted_teachers_and_trust_curves_are_read_and_drawn(tmp_path):
+  trust_rows = [{'step': 1000, 'eval_return/A': 50.0, 'eval_return/B': 60.0, 'teacher_trust/A': 1.0,
+                 'teacher_trust/B': 0.0},
+                {'step': 2000, 'eval_return/A': 80.0, 'eval_return/B': 90.0, 'teacher_trust/A': 0.4,
+                 'teacher_trust/B': None}]
+  write_run(str(tmp_path / 'bad'), ktm_config(corrupt_teachers='B=adversarial', trust_audit=0.75),
+            student_results({'A': 80.0, 'B': 90.0}), trust_rows)
+  write_run(str(tmp_path / 'plain'), ktm_config(), student_results({'A': 70.0, 'B': 70.0}),
+            curve_rows({'A': 70.0, 'B': 70.0}, steps=(1000, 2000)))
+  all_runs = runs_lib.load_runs([str(tmp_path / 'bad'), str(tmp_path / 'plain')])
+  bad, plain = all_runs
+  assert bad.label == 'KTM+ (corrupted teachers)' and plain.label == 'KTM'
+  np.testing.assert_array_equal(bad.trust['A'][0], [1000, 2000])
+  np.testing.assert_array_equal(bad.trust['A'][1], [1.0, 0.4])
+  np.testing.assert_array_equal(bad.trust['B'][1], [0.0])          # a step that logged no trust is no point
+  assert plain.trust == {}
+  table = build.runs_table(all_runs)
+  assert 'corrupted: B=adversarial' in table and 'as trained' in table
+  s = tables.summarize(all_runs, 'toy', tables.load_paper(), reps=50)
+  path = tmp_path / 'trust.png'
+  assert build.figures.plot_trust(s, str(path)) == ['KTM+ (corrupted teachers)']
+  assert path.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+  assert build.figures.plot_trust(tables.summarize([plain], 'toy', tables.load_paper(), reps=50),
+                                  str(tmp_path / 'none.png')) == []
+  assert not (tmp_path / 'none.png').exists()

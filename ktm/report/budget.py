@@ -54,7 +54,8 @@ def _teacher_access(method: str, cfg: dict, ktm: Optional[dict]) -> str:
   if ktm.get('offline_epochs', 0):
     parts.append('replay + critics (offline)')
   if ktm.get('online_epochs', 0) and ktm.get('alpha', 1):
-    parts.append('critics (online)')
+    parts.append('critics + actors (online)' if ktm.get('trust_rule', 'none') in ('qfilter', 'both')
+                 else 'critics (online)')
   return ', '.join(parts) or 'none'
 
 

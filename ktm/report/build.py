@@ -6,7 +6,7 @@ import os
 from typing import List, Optional, Sequence
 
 from ktm.report import budget, compare, figures, headline, random_policy, scores, tables
-from ktm.report.runs import Run, load_runs
+from ktm.report.runs import Run, load_runs, teachers_of
 
 BENCHMARK_NAMES = {'halfcheetah_group': 'Benchmark A (halfcheetah_group)',
                    'benchmark_b': 'Benchmark B (benchmark_b)'}
@@ -25,13 +25,14 @@ def settings_summary(config: dict) -> str:
 
 
 def runs_table(runs: Sequence[Run]) -> str:
-  header = ['label', 'method', 'benchmark', 'seed', 'run', 'status', 'wall', 'command or settings', 'machine']
+  header = ['label', 'method', 'benchmark', 'seed', 'run', 'teachers', 'status', 'wall', 'command or settings',
+            'machine']
   rows = []
   for r in runs:
     wall = '—' if r.wall_seconds is None else f'{r.wall_seconds / 60:.1f} min'
     status = 'done' if r.complete else 'no results.json: from metrics.jsonl'
     what = f'`{r.command}`' if r.command else settings_summary(r.config)
-    rows.append([r.label, r.method, r.benchmark, str(r.seed), f'`{r.path}`', status, wall,
+    rows.append([r.label, r.method, r.benchmark, str(r.seed), f'`{r.path}`', teachers_of(r.config), status, wall,
                  what + (f'; swept {r.swept}' if r.swept else ''), r.machine or '—'])
   return tables.markdown(header, rows)
 
@@ -104,6 +105,11 @@ def benchmark_section(s: tables.BenchmarkSummary, out: str, reps: int, seed: int
       lines += [f'![{s.benchmark} learning curves, {group}]({returns_png})', '']
     if figures.plot_iqm(s, os.path.join(out, iqm_png), min(reps, 500), seed, labels, x_axis):
       lines += [f'![{s.benchmark} IQM normalized score, {group}]({iqm_png})', '']
+  trust_png = f'fig_{s.benchmark}_trust.png'
+  if figures.plot_trust(s, os.path.join(out, trust_png), x_axis):
+    lines += ["Each teacher's trust (KTM+, ktm/trust.py): the fraction of its samples whose teacher term counted "
+              '(the audit gate offline), mean over the epochs before each evaluation:', '',
+              f'![{s.benchmark} teacher trust]({trust_png})', '']
   return lines
 
 

@@ -33,10 +33,13 @@ def curve_x(run: Run, steps: np.ndarray, x_axis: str) -> np.ndarray:
   return budget.env_steps(run.config, steps) if x_axis == 'env_steps' else np.asarray(steps)
 
 
-def aligned(runs: Sequence[Run], task: str, x_axis: str = 'epochs') -> Optional[Tuple[np.ndarray, np.ndarray]]:
-  """(x [T], returns [n_runs, T]) at the x that every run with a curve for `task` evaluated; None if no run has
-  one. Runs without the task's curve are left out (a curve is never filled in)."""
-  curves = [(curve_x(r, r.curves[task][0], x_axis), r.curves[task][1]) for r in runs if task in r.curves]
+def aligned(runs: Sequence[Run], task: str, x_axis: str = 'epochs',
+            field: str = 'curves') -> Optional[Tuple[np.ndarray, np.ndarray]]:
+  """(x [T], values [n_runs, T]) of the runs' `field` curves ('curves': returns, 'trust': teacher trust) at the x
+  that every run with a curve for `task` logged; None if no run has one. Runs without the task's curve are left
+  out (a curve is never filled in)."""
+  curves = [(curve_x(r, getattr(r, field)[task][0], x_axis), getattr(r, field)[task][1]) for r in runs
+            if task in getattr(r, field)]
   if not curves:
     return None
   common = curves[0][0]
@@ -107,8 +110,23 @@ def _mark_offline(ax, s: BenchmarkSummary, labels: Sequence[str], styles: dict, 
 def plot_returns(s: BenchmarkSummary, path: str, labels: Optional[Sequence[str]] = None,
                  x_axis: str = 'epochs') -> List[str]:
   """One subplot per task, one line per label (default: all); returns the labels drawn (sorted). Writes a PNG."""
+  return _plot_per_task(s, path, list(s.labels if labels is None else labels), x_axis, 'curves',
+                        'average evaluation return', f'{s.benchmark}: mean ± std over seeds')
+
+
+def plot_trust(s: BenchmarkSummary, path: str, x_axis: str = 'epochs') -> List[str]:
+  """One subplot per task: each teacher's logged trust (`Run.trust`: ktm/trust.py's weights, in [0, 1]) for every
+  label that logged it; returns the labels drawn (none: no file written)."""
+  labels = [l for l in s.labels if any(r.trust for r in s.runs[l])]
+  return _plot_per_task(s, path, labels, x_axis, 'trust', 'teacher trust',
+                        f"{s.benchmark}: each teacher's trust, mean ± std over seeds", ylim=(-0.05, 1.05)) \
+      if labels else []
+
+
+def _plot_per_task(s: BenchmarkSummary, path: str, labels: List[str], x_axis: str, field: str, ylabel: str,
+                   title: str, ylim: Optional[Tuple[float, float]] = None) -> List[str]:
+  """One subplot per task, one line per label of the runs' `field` curves (mean ± std over seeds); a PNG."""
   plt = _pyplot()
-  labels = list(s.labels if labels is None else labels)
   cols = min(4, max(1, len(s.tasks)))
   rows = -(-len(s.tasks) // cols)
   fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
@@ -116,7 +134,7 @@ def plot_returns(s: BenchmarkSummary, path: str, labels: Optional[Sequence[str]]
   for ax, task in zip(axes.ravel(), s.tasks):
     _mark_offline(ax, s, labels, styles, x_axis)
     for label in labels:
-      curve = aligned(s.runs[label], task, x_axis)
+      curve = aligned(s.runs[label], task, x_axis, field)
       if curve is None:
         continue
       steps, values = curve
@@ -125,8 +143,10 @@ def plot_returns(s: BenchmarkSummary, path: str, labels: Optional[Sequence[str]]
       ax.fill_between(steps, mean - std, mean + std, color=styles[label]['color'], alpha=0.15, lw=0)
       drawn.append(label)
     ax.set_title(task, fontsize=10)
+    if ylim:
+      ax.set_ylim(*ylim)
     ax.set_xlabel(X_LABELS[x_axis], fontsize=7)
-    ax.set_ylabel('average evaluation return', fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3)
   for ax in axes.ravel()[len(s.tasks):]:
@@ -134,7 +154,7 @@ def plot_returns(s: BenchmarkSummary, path: str, labels: Optional[Sequence[str]]
   handles = {h.get_label(): h for ax in axes.ravel() for h in ax.get_lines() if not h.get_label().startswith('_')}
   fig.legend(list(handles.values()), list(handles), loc='lower center', ncol=min(7, max(1, len(handles))),
              fontsize=8, frameon=False)
-  fig.suptitle(f'{s.benchmark}: mean ± std over seeds', fontsize=11)
+  fig.suptitle(title, fontsize=11)
   fig.tight_layout(rect=(0, 0.07, 1, 0.97))
   fig.savefig(path, dpi=110)
   plt.close(fig)
@@ -169,3 +189,4 @@ def plot_iqm(s: BenchmarkSummary, path: str, reps: int = 500, seed: int = 0, lab
   fig.savefig(path, dpi=110)
   plt.close(fig)
   return sorted(drawn)
+

@@ -21,6 +21,7 @@ METHOD_LABELS = {'ideal': 'Ideal', 'ktm': 'KTM', 'td3_mt': 'TD3-MT', 'sac_mt': '
                  'gsurgery': 'G-Surgery', 'a2c_mt': 'A2C-MT'}
 ABLATIONS = ('w/o Offline', 'w/o Online', 'Online w/o Teacher', 'Online only Teacher', 'w/o HER')
 EVAL_PREFIX = 'eval_return/'
+TRUST_PREFIX = 'teacher_trust/'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +41,8 @@ class Run:
   swept: dict                        # a sweep member's swept values ({} otherwise)
   command: Optional[str] = None      # the command line, if the run recorded one
   machine: Optional[str] = None      # the machine / device, if the run recorded it
+  trust: Dict[str, Tuple[np.ndarray, np.ndarray]] = dataclasses.field(default_factory=dict)
+  # task -> (steps, the teacher's logged trust: ktm/trust.py's weights) for the trusted student ({} otherwise)
 
 
 def parse_spec(spec: str) -> Tuple[str, Optional[str]]:
@@ -77,7 +80,23 @@ def seed_of(config: dict) -> Optional[int]:
 
 
 def ktm_label(ktm: dict) -> str:
-  """The paper's Table 3 name of a KTM-DRL configuration ('KTM' when it is no ablation)."""
+  """The paper's Table 3 name of a KTM-DRL configuration ('KTM' when it is no ablation); 'KTM+' for the trusted
+  student (ktm/trust.py); ' (corrupted teachers)' appended when the run corrupted some on purpose."""
+  label = _ktm_base_label(ktm)
+  if ktm.get('trust_rule', 'none') != 'none' or ktm.get('trust_audit') is not None:
+    label = 'KTM+' if label == 'KTM' else f'{label} +trust'
+  return label + (' (corrupted teachers)' if ktm.get('corrupt_teachers') else '')
+
+
+def teachers_of(config: dict) -> str:
+  """How a run's teachers were used: 'as trained', or the corrupted ones ('Task=random, ...'), '—' for none."""
+  if 'teacher_dir' not in config and 'ktm' not in config:
+    return '—'
+  corrupted = (config.get('ktm') or {}).get('corrupt_teachers')
+  return f'corrupted: {corrupted}' if corrupted else 'as trained'
+
+
+def _ktm_base_label(ktm: dict) -> str:
   if ktm.get('offline_epochs', 1) == 0:
     return 'w/o Offline'
   if ktm.get('online_epochs', 1) == 0:
@@ -97,9 +116,10 @@ def default_label(method: str, config: dict) -> str:
   return METHOD_LABELS.get(method, method)
 
 
-def read_curves(path: str) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
-  """task -> (steps, returns) from a metrics.jsonl: evaluation rows only, the last row of a repeated step (a
-  resumed run logs again the evaluations after its last checkpoint), sorted by step; {} if the file is absent."""
+def read_curves(path: str, prefix: str = EVAL_PREFIX) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+  """task -> (steps, values of `prefix`<task>) from a metrics.jsonl (default: the evaluation returns), the last row
+  of a repeated step (a resumed run logs again the evaluations after its last checkpoint), sorted by step; {} if
+  the file is absent."""
   if not os.path.exists(path):
     return {}
   by_task: Dict[str, Dict[int, float]] = {}
@@ -110,8 +130,8 @@ def read_curves(path: str) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
         continue
       row = json.loads(line)
       for key, value in row.items():
-        if key.startswith(EVAL_PREFIX) and value is not None:
-          by_task.setdefault(key[len(EVAL_PREFIX):], {})[int(row['step'])] = float(value)
+        if key.startswith(prefix) and value is not None:
+          by_task.setdefault(key[len(prefix):], {})[int(row['step'])] = float(value)
   curves = {}
   for task, points in by_task.items():
     steps = np.array(sorted(points), dtype=np.int64)
@@ -209,7 +229,8 @@ def load_run(spec: str) -> List[Run]:
     runs = []
     for i, m in enumerate(members):
       index = m.get('member', i)
-      curves = read_curves(os.path.join(_member_dir(path, index), 'metrics.jsonl'))
+      metrics_path = os.path.join(_member_dir(path, index), 'metrics.jsonl')
+      curves = read_curves(metrics_path)
       if m.get('unfinished'):
         returns, teacher = {t: float(np.max(r)) for t, (_, r) in curves.items()}, {}
       else:
@@ -217,7 +238,7 @@ def load_run(spec: str) -> List[Run]:
       runs.append(Run(f'{path}#member{index}', _member_label(method, config, members, i, label), method,
                       benchmark, m.get('seed'), returns, teacher, curves, config,
                       m.get('wall_seconds', results.get('wall_seconds')), not m.get('unfinished'),
-                      dict(_swept(m)), **about))
+                      dict(_swept(m)), **about, trust=read_curves(metrics_path, TRUST_PREFIX)))
     return runs
   curves = read_curves(os.path.join(path, 'metrics.jsonl'))
   if results is not None:
@@ -227,7 +248,8 @@ def load_run(spec: str) -> List[Run]:
   else:
     raise FileNotFoundError(f'{path} has neither results.json nor evaluations in metrics.jsonl')
   return [Run(path, label or default_label(method, config), method, benchmark, seed_of(config), returns, teacher,
-              curves, config, (results or {}).get('wall_seconds'), results is not None, {}, **about)]
+              curves, config, (results or {}).get('wall_seconds'), results is not None, {}, **about,
+              trust=read_curves(os.path.join(path, 'metrics.jsonl'), TRUST_PREFIX))]
 
 
 def load_runs(specs: Sequence[str], auto_teachers: bool = True) -> List[Run]:
