@@ -63,10 +63,11 @@ KTM = {
 
 # The trusted student (issue 24, ktm/trust.py): each KTM preset NAME has a NAME_plus twin with teacher trust on.
 # A teacher whose critic ranks its own actor's action above a uniform-random one on fewer than 75% of its replay
-# rows is not used at all (offline or online): on pendulum_group expert teachers score 0.88-0.89, a freshly
-# initialized one 0.51 and a negated critic 0.14 (WORKSPACE.md). Online, Eq. 5's teacher term counts only on the
-# samples where the student's own critic values the teacher's action above its own (the Q-filter).
-TRUST = dict(trust_rule='qfilter', trust_audit=0.75)
+# rows is not used at all (offline or online): on pendulum_group expert teachers score 0.86-0.89, a freshly
+# initialized one 0.51 and a negated critic 0.14. Online, Eq. 5's teacher term counts only on the samples where the
+# teacher's and the student's critics push the action the same way ('agreement': on pendulum_group with two
+# corrupted teachers it ended at 1000 on every task and seed, the Q-filter at 884-892; results/trust_pendulum/).
+TRUST = dict(trust_rule='agreement', trust_audit=0.75)
 KTM.update({f'{name}_plus': dict(preset, ktm=dict(preset['ktm'], **TRUST)) for name, preset in list(KTM.items())})
 
 TD3_MT = {

@@ -23,10 +23,14 @@ TABLE2 = ('KTM', 'Ideal', 'TD3-MT', 'SAC-MT', 'SharedNet', 'G-Surgery', 'A2C-MT'
 
 
 def pairs(s: BenchmarkSummary) -> List[Tuple[str, str]]:
-  """The pairs compared: every pair of Table 2's methods present, then KTM against each ablation present."""
+  """The pairs compared: every pair of Table 2's methods present, then KTM against each ablation present, then
+  every other label (e.g. 'KTM+', runs with corrupted teachers, user labels) against Table 2's methods and against
+  each other."""
   table2 = [l for l in s.labels if l in TABLE2]
   ablations = [l for l in s.labels if l in ABLATIONS]
-  return list(itertools.combinations(table2, 2)) + [('KTM', a) for a in ablations if 'KTM' in s.labels]
+  others = [l for l in s.labels if l not in TABLE2 and l not in ABLATIONS]
+  return (list(itertools.combinations(table2, 2)) + [('KTM', a) for a in ablations if 'KTM' in s.labels]
+          + [(o, t) for o in others for t in table2] + list(itertools.combinations(others, 2)))
 
 
 def seed_means(runs: Sequence[dict], tasks: Sequence[str]) -> List[float]:

@@ -12,7 +12,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ktm.report import budget, stats
-from ktm.report.runs import ABLATIONS, Run
+from ktm.report.runs import ABLATIONS, CORRUPTED, Run
 from ktm.report.tables import BenchmarkSummary
 
 X_LABELS = {'env_steps': 'env steps per task (x <= 0, shaded: offline epochs, no env step)',
@@ -85,11 +85,15 @@ def line_styles(labels: Sequence[str]) -> Dict[str, Dict[str, str]]:
 
 def figure_groups(s: BenchmarkSummary) -> List[Tuple[str, List[str]]]:
   """[(name, labels)]: 'table2' (the Ideal, KTM and the baselines: every label that is no ablation) and, when the
-  benchmark has ablations, 'table3' (KTM and its ablations), as the paper's Figures 2 and 3."""
+  benchmark has ablations, 'table3' (KTM and its ablations), as the paper's Figures 2 and 3; runs with corrupted
+  teachers (issue 24) in a figure of their own, 'corrupted', beside TD3-MT (which uses no teacher) if present."""
+  corrupted = lambda l: l.endswith(CORRUPTED)
   ablation = lambda l: l in ABLATIONS or (l.startswith('KTM ') and l != 'KTM')
-  groups = [('table2', [l for l in s.labels if not ablation(l)])]
-  table3 = [l for l in s.labels if l == 'KTM' or ablation(l)]
-  return groups + ([('table3', table3)] if len(table3) > 1 else [])
+  groups = [('table2', [l for l in s.labels if not ablation(l) and not corrupted(l)])]
+  table3 = [l for l in s.labels if (l == 'KTM' or ablation(l)) and not corrupted(l)]
+  bad = [l for l in s.labels if corrupted(l)]
+  return (groups + ([('table3', table3)] if len(table3) > 1 else [])
+          + ([('corrupted', bad + [l for l in s.labels if l == 'TD3-MT'])] if bad else []))
 
 
 def _mark_offline(ax, s: BenchmarkSummary, labels: Sequence[str], styles: dict, x_axis: str) -> None:

@@ -22,6 +22,7 @@ METHOD_LABELS = {'ideal': 'Ideal', 'ktm': 'KTM', 'td3_mt': 'TD3-MT', 'sac_mt': '
 ABLATIONS = ('w/o Offline', 'w/o Online', 'Online w/o Teacher', 'Online only Teacher', 'w/o HER')
 EVAL_PREFIX = 'eval_return/'
 TRUST_PREFIX = 'teacher_trust/'
+CORRUPTED = ' (corrupted teachers)'   # label suffix of runs whose teachers were corrupted on purpose
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +86,7 @@ def ktm_label(ktm: dict) -> str:
   label = _ktm_base_label(ktm)
   if ktm.get('trust_rule', 'none') != 'none' or ktm.get('trust_audit') is not None:
     label = 'KTM+' if label == 'KTM' else f'{label} +trust'
-  return label + (' (corrupted teachers)' if ktm.get('corrupt_teachers') else '')
+  return label + (CORRUPTED if ktm.get('corrupt_teachers') else '')
 
 
 def teachers_of(config: dict) -> str:
