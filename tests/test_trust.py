@@ -2,15 +2,18 @@
 gate, the audit, the corrupted teachers and the logged trust."""
 
 import json
+import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ktm import metrics, padding, td3, transfer, trust
+from ktm import metrics, padding, td3, teachers, transfer, trust
+from ktm.envs import make_suite
 from ktm.methods import ktm_drl
 from tests import numpy_ref
+from tests.test_run_ktm import main_in_process, teacher_dir  # noqa: F401  (module fixture: tiny teachers)
 from tests.test_td3 import _plain, perturbed, tree_equal
 from tests.test_transfer import OBS_DIM, ACT_DIM, STUDENT, TEACHER, MASK, np_tree, three_tasks
 
@@ -237,3 +240,62 @@ def test_logged_trust_is_the_mean_over_the_epochs_that_updated_the_actor(tmp_pat
   row = json.loads((tmp_path / 'metrics.jsonl').read_text())
   assert row['teacher_trust/a'] == pytest.approx(0.9)
   assert row['teacher_trust/b'] is None
+
+
+# ---- the named configuration and whole runs ----
+
+def test_every_ktm_preset_has_a_trusted_twin_and_the_paper_presets_stay_the_papers():
+  from ktm import presets  # pylint: disable=import-outside-toplevel
+  for name, preset in presets.KTM.items():
+    if name.endswith('_plus'):
+      base = presets.KTM[name[:-len('_plus')]]
+      assert preset == dict(base, ktm=dict(base['ktm'], **presets.TRUST))
+      assert ktm_drl.KTMConfig(**preset['ktm']).trusting
+    else:
+      assert f'{name}_plus' in presets.KTM
+      assert not ktm_drl.KTMConfig(**preset['ktm']).trusting
+
+
+def read_rows(workdir):
+  return [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl')) if l.strip()]
+
+
+def test_a_run_with_an_adversarial_teacher_records_it_and_audits_its_critic_as_the_complement(teacher_dir, tmp_path):
+  """tiny_plus on tiny teachers with teacher 1's critic negated: config.json records the corruption, the logged
+  audit of teacher 1 is 1 - its clean audit (computed here from the set on disk), every other teacher's is its
+  clean audit, and the logged trust is the gate audit >= 0.75 in the offline stage."""
+  workdir = str(tmp_path / 'run')
+  main_in_process([f'--workdir={workdir}', f'--teacher_dir={teacher_dir}', '--preset=tiny_plus',
+                   '--corrupt_teachers=InvertedPendulumLongPole=adversarial', '--online_epochs=50',
+                   '--progress_bar=false', '--tensorboard=false'])
+  with open(os.path.join(workdir, 'config.json')) as f:
+    assert json.load(f)['ktm']['corrupt_teachers'] == 'InvertedPendulumLongPole=adversarial'
+  suite = make_suite('pendulum_group')
+  t = teachers.load(teacher_dir, suite)
+  clean = np.asarray(trust.audit_teachers(t.states.actor_params, t.states.critic_params, t.buffer.data.obs,
+                                          t.buffer.size, t.cfg, suite.act_dims))
+  offline_row = next(r for r in read_rows(workdir) if r['step'] == 100)      # tiny: 100 offline epochs
+  logged = np.array([offline_row[f'teacher_audit/{n}'] for n in suite.task_names])
+  expected = clean.copy()
+  expected[1] = 1.0 - clean[1]
+  np.testing.assert_allclose(logged, expected, atol=2 / trust.AUDIT_SAMPLES)
+  np.testing.assert_array_equal([offline_row[f'teacher_trust/{n}'] for n in suite.task_names], logged >= 0.75)
+
+
+@pytest.mark.slow
+def test_the_audit_drops_a_random_and_an_adversarial_teacher_and_keeps_the_experts(tmp_path):
+  """Expert pendulum teachers (quick preset, ~2 min), two of them corrupted: the audit keeps the experts (>= 0.8)
+  and drops the random (a coin: 0.35-0.65) and the adversarial teacher (<= 0.3); the trusted student is then at
+  >= 900 on the two clean tasks when the offline stage ends, and its online trust in the dropped teachers is 0."""
+  workdir = str(tmp_path / 'run')
+  main_in_process([f'--workdir={workdir}', f'--teacher_dir={tmp_path / "teachers"}', '--preset=quick_plus',
+                   '--corrupt_teachers=InvertedPendulumLongPole=random,InvertedPendulumHeavyPole=adversarial',
+                   '--offline_epochs=1000', '--online_epochs=1000', '--eval_every=1000', '--progress_bar=false',
+                   '--tensorboard=false'])
+  names = make_suite('pendulum_group').task_names
+  rows = {r['step']: r for r in read_rows(workdir) if 'eval_return/' + names[0] in r}
+  audit = [rows[1000][f'teacher_audit/{n}'] for n in names]
+  assert audit[0] >= 0.8 and audit[2] >= 0.8, audit
+  assert 0.35 <= audit[1] <= 0.65 and audit[3] <= 0.3, audit
+  assert rows[1000][f'eval_return/{names[0]}'] >= 900 and rows[1000][f'eval_return/{names[2]}'] >= 900
+  assert rows[2000][f'teacher_trust/{names[1]}'] == 0 and rows[2000][f'teacher_trust/{names[3]}'] == 0
