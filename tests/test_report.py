@@ -317,6 +317,7 @@ def test_run_table_names_corrupted_teachers_and_trust_curves_are_read_and_drawn(
   assert plain.trust == {}
   table = build.runs_table(all_runs)
   assert 'corrupted: B=adversarial' in table and 'as trained' in table
+  assert build.budget.teachers_of(ktm_config(offline_epochs=0, alpha=0.0)) == '—'      # TD3-MT uses none
   s = tables.summarize(all_runs, 'toy', tables.load_paper(), reps=50)
   path = tmp_path / 'trust.png'
   assert build.figures.plot_trust(s, str(path)) == ['KTM+ (corrupted teachers)']

@@ -59,6 +59,16 @@ def _teacher_access(method: str, cfg: dict, ktm: Optional[dict]) -> str:
   return ', '.join(parts) or 'none'
 
 
+def teachers_of(config: dict) -> str:
+  """How a run used its teachers: '—' for none (the Ideal itself, TD3-MT, ...), 'as trained', or the ones it
+  corrupted on purpose ('corrupted: Task=random, ...': ktm/trust.py)."""
+  cfg, _, _, ktm = _sections(config)
+  if _teacher_access(method_of(config), cfg, ktm) == 'none':
+    return '—'
+  corrupted = (ktm or {}).get('corrupt_teachers')
+  return f'corrupted: {corrupted}' if corrupted else 'as trained'
+
+
 def budget_row(config: dict, num_tasks: int) -> Optional[Dict[str, object]]:
   """One method's budget from its config (see the module docstring); None for a config without the fields."""
   try:

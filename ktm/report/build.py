@@ -6,7 +6,7 @@ import os
 from typing import List, Optional, Sequence
 
 from ktm.report import budget, compare, figures, headline, random_policy, scores, tables
-from ktm.report.runs import Run, load_runs, teachers_of
+from ktm.report.runs import Run, load_runs
 
 BENCHMARK_NAMES = {'halfcheetah_group': 'Benchmark A (halfcheetah_group)',
                    'benchmark_b': 'Benchmark B (benchmark_b)'}
@@ -32,8 +32,8 @@ def runs_table(runs: Sequence[Run]) -> str:
     wall = '—' if r.wall_seconds is None else f'{r.wall_seconds / 60:.1f} min'
     status = 'done' if r.complete else 'no results.json: from metrics.jsonl'
     what = f'`{r.command}`' if r.command else settings_summary(r.config)
-    rows.append([r.label, r.method, r.benchmark, str(r.seed), f'`{r.path}`', teachers_of(r.config), status, wall,
-                 what + (f'; swept {r.swept}' if r.swept else ''), r.machine or '—'])
+    rows.append([r.label, r.method, r.benchmark, str(r.seed), f'`{r.path}`', budget.teachers_of(r.config), status,
+                 wall, what + (f'; swept {r.swept}' if r.swept else ''), r.machine or '—'])
   return tables.markdown(header, rows)
 
 

@@ -89,14 +89,6 @@ def ktm_label(ktm: dict) -> str:
   return label + (CORRUPTED if ktm.get('corrupt_teachers') else '')
 
 
-def teachers_of(config: dict) -> str:
-  """How a run's teachers were used: 'as trained', or the corrupted ones ('Task=random, ...'), '—' for none."""
-  if 'teacher_dir' not in config and 'ktm' not in config:
-    return '—'
-  corrupted = (config.get('ktm') or {}).get('corrupt_teachers')
-  return f'corrupted: {corrupted}' if corrupted else 'as trained'
-
-
 def _ktm_base_label(ktm: dict) -> str:
   if ktm.get('offline_epochs', 1) == 0:
     return 'w/o Offline'
