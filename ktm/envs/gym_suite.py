@@ -82,7 +82,8 @@ def spaces_of(task: GymTask):
   try:
     env = task.factory()
   except Exception as e:  # pylint: disable=broad-except  (any failure of user code is reported in one line)
-    _fail(e if isinstance(e, ValueError) else f'gymnasium task {task.name!r}: its factory fails: {type(e).__name__}: {e}')
+    _fail(e if isinstance(e, ValueError) else
+          f'gymnasium task {task.name!r}: its factory fails: {type(e).__name__}: {e}')
   obs_space, act_space = env.observation_space, env.action_space
   env.close()
   for what, space in (('observation', obs_space), ('action', act_space)):

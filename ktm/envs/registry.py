@@ -14,6 +14,7 @@ from mujoco import rollout as mj_rollout
 
 from ktm.envs import gym_suite
 from ktm.envs import models as models_lib
+from ktm.envs import task_id
 from ktm.envs import tasks as tasks_lib
 from ktm.envs.suite import Suite, _group_info
 
@@ -155,7 +156,11 @@ def make_suite(name, num_envs: int = 1, backend: str = 'auto',
   backend: 'auto' (native MuJoCo, except MJX on a GPU/TPU at num_envs >= MJX_MIN_ENVS), 'mjx' or 'native'.
   nthread: native rollout threads (default: all CPU cores).
   A gymnasium suite ('gym:Hopper-v5,InvertedPendulum-v5', or ktm.envs.custom.gym_suite) takes backend 'auto' only.
+  NAME + '+task_id' (e.g. 'benchmark_b+task_id'): suite NAME with a one-hot of the task appended to every
+  observation (ktm/envs/task_id.py).
   """
+  if isinstance(name, str) and name.endswith(task_id.SUFFIX):
+    return task_id.TaskIdSuite(make_suite(name[:-len(task_id.SUFFIX)], num_envs, backend, episode_length, nthread))
   gym_def = _gym_definition(name)
   if gym_def is not None:
     if backend != 'auto':
