@@ -316,12 +316,15 @@ def _number(x) -> Optional[float]:
 
 
 def sweep_results(task_names, sweep: Sweep, best: np.ndarray, teacher_returns: Optional[np.ndarray],
-                  diverged: Dict[int, int]) -> dict:
+                  diverged: Dict[int, int], success: Optional[list] = None) -> dict:
   """{'members': one row per member, 'summary': per setting and task, mean and std over its finite seeds}.
-  best [S, K]; teacher_returns [S, K] (each member's own teachers) or None."""
+  best [S, K]; teacher_returns [S, K] (each member's own teachers) or None; success [S][K]: the final evaluation's
+  success rates (loop.success_rates), rows get 'success_rate' when given."""
   members = []
   for m in range(sweep.size):
     rows = results_table(task_names, best[m], None if teacher_returns is None else teacher_returns[m])
+    for k, row in enumerate(rows if success is not None else []):
+      row['success_rate'] = success[m][k]
     members.append(dict(member=m, seed=sweep.seeds[m], values=sweep.member(m), tasks=rows,
                         diverged_at_epoch=diverged.get(m)))
   summary = []
@@ -330,7 +333,7 @@ def sweep_results(task_names, sweep: Sweep, best: np.ndarray, teacher_returns: O
     tasks = []
     for k, name in enumerate(task_names):
       entry = dict(name=name)
-      for field in ('student_return', 'ratio'):
+      for field in ('student_return', 'ratio') + (('success_rate',) if success is not None else ()):
         vals = [r['tasks'][k][field] for r in group if r['tasks'][k][field] is not None]
         entry[f'{field}_mean'] = float(np.mean(vals)) if vals else None
         entry[f'{field}_std'] = float(np.std(vals)) if vals else None
@@ -544,7 +547,8 @@ def run(method_name: str, benchmark: str, configs: Dict[str, Any], loop_cfg: loo
   if metas is not None:
     reference = np.array([teacher_returns(metas[i]) for i in index])
   results = dict(benchmark=benchmark, method=method.name, seed=loop_cfg.seed, wall_seconds=wall,
-                 **sweep_results(suite.task_names, sweep, loop.best_returns(history), reference, diverged),
+                 **sweep_results(suite.task_names, sweep, loop.best_returns(history), reference, diverged,
+                                 history[-1].get('success')),
                  **provenance())
   if sweep.size == 1:
     results['tasks'] = results['members'][0]['tasks']

@@ -63,29 +63,32 @@ class GymHost:
     return self._per_task(seeds.shape, task)
 
   def _step_row(self, k, envs, tokens, i, token, action, seed, limit):
-    """One env: (next_obs, obs to act on next, reward, terminated, truncated, stale)."""
+    """One env: (next_obs, obs to act on next, reward, terminated, truncated, stale, success: info['success'] as
+    1.0 / 0.0, NaN where the env does not report it)."""
     env = envs[i]
     if env is None or tokens[i] != token:
       obs = self._pad(self._env(k, envs, i).reset(seed=int(seed))[0])
       tokens[i] = seed
-      return np.zeros_like(obs), obs, 0.0, False, True, True
-    next_obs, reward, terminated, truncated, _ = env.step(scale_action(action, self.lows[k], self.highs[k]))
+      return np.zeros_like(obs), obs, 0.0, False, True, True, np.nan
+    next_obs, reward, terminated, truncated, info = env.step(scale_action(action, self.lows[k], self.highs[k]))
     next_obs = self._pad(next_obs)
     truncated = bool(truncated) or bool(limit)
     tokens[i] = np.uint32(token + np.uint32(1))
     obs = self._pad(env.reset()[0]) if terminated or truncated else next_obs
-    return next_obs, obs, float(reward), bool(terminated), truncated, False
+    success = float(bool(info['success'])) if 'success' in info else np.nan
+    return next_obs, obs, float(reward), bool(terminated), truncated, False, success
 
   def step(self, tokens: np.ndarray, actions: np.ndarray, seeds: np.ndarray, limits: np.ndarray):
     """tokens, seeds (for stale rows) uint32 and limits (the suite's time limit reached) bool [..., K, E]; actions
     [..., K, E, act_size] in [-1, 1] (each task reads its first act_dim). Returns next_obs, obs (after auto-reset)
-    [..., K, E, obs_size] f32, reward f32, terminated, truncated, stale bool and the new tokens uint32 [..., K, E].
+    [..., K, E, obs_size] f32, reward f32, terminated, truncated, stale bool, success f32 (1 / 0 / NaN: not
+    reported) and the new tokens uint32 [..., K, E].
     Ended episodes restart with env.reset() (no seed: the env's own generator, as gymnasium's vector envs)."""
     def task(k, n):
       envs, host_tokens = self._rows(k, n)
       a = actions[..., k, :, :len(self.lows[k])].reshape(n, -1)
       t, s, lim = (x[..., k, :].reshape(-1) for x in (tokens, seeds, limits))
       rows = [self._step_row(k, envs, host_tokens, i, t[i], a[i], s[i], lim[i]) for i in range(n)]
-      types = (np.float32, np.float32, np.float32, bool, bool, bool)
+      types = (np.float32, np.float32, np.float32, bool, bool, bool, np.float32)
       return tuple(np.asarray(c, d) for c, d in zip(zip(*rows), types)) + (host_tokens.copy(),)
     return self._per_task(tokens.shape, task)

@@ -156,9 +156,10 @@ class GymSuite:
     key, sub = jax.random.split(state.key)
     obs_struct = jax.ShapeDtypeStruct(shape + (self.obs_size,), jnp.float32)
     out = (obs_struct, obs_struct, jax.ShapeDtypeStruct(shape, jnp.float32)) + tuple(
-        jax.ShapeDtypeStruct(shape, bool) for _ in range(3)) + (jax.ShapeDtypeStruct(shape, jnp.uint32),)
+        jax.ShapeDtypeStruct(shape, bool) for _ in range(3)) + (jax.ShapeDtypeStruct(shape, jnp.float32),
+                                                                 jax.ShapeDtypeStruct(shape, jnp.uint32))
     step_count = state.step_count + 1
-    next_obs, obs, reward, terminated, truncated, stale, tokens = self._call(
+    next_obs, obs, reward, terminated, truncated, stale, success, tokens = self._call(
         self.host.step, out, state.physics.backend[0], actions.astype(jnp.float32), reset_seeds(sub, shape),
         step_count >= self.episode_length)
     next_obs = jnp.where(stale[..., None], state.obs, next_obs)
@@ -167,4 +168,4 @@ class GymSuite:
     new_state = EnvState(physics=PhysicsState((tokens,), ()), obs=obs, step_count=jnp.where(done, 0, step_count),
                          episode_return=jnp.where(done, 0.0, ep_return), key=key)
     return new_state, StepOutput(next_obs=next_obs, reward=reward, terminated=terminated, truncated=truncated,
-                                 done=done, episode_return=jnp.where(done, ep_return, 0.0))
+                                 done=done, episode_return=jnp.where(done, ep_return, 0.0), success=success)
