@@ -494,8 +494,11 @@ def _train(method, suite, eval_suite, aux, cfg, manager, state, sweep, aux_axis,
         returns, success = (np.array(x) for x in to_host(evaluate_members(state.learner, seeds, g_array, method,
                                                                            eval_suite, hparams, mesh)))
         returns[sorted(diverged)] = np.nan
-        history.append({'stage': spec.name, 'epoch': epoch, 'global_epoch': g, 'returns': returns.tolist(),
-                        **success_rates(success, diverged)})
+        history.append({'stage': spec.name, 'epoch': epoch, 'global_epoch': g, 'returns': returns.tolist()})
+        success = success_rates(success, diverged)
+        if success is not None:   # only where the envs report info['success']
+          history[-1]['success'] = [[None if np.isnan(r) else float(r) for r in row] for row in success]
+          metrics['eval_success'] = success
       reporter.chunk(spec.name, g, metrics, returns)
       if exit_after_checkpoint is not None and saves >= exit_after_checkpoint:
         os._exit(3)   # simulated kill: nothing after the last checkpoint is kept
@@ -513,15 +516,15 @@ def _train(method, suite, eval_suite, aux, cfg, manager, state, sweep, aux_axis,
   return state, history, wall_before + time.perf_counter() - start
 
 
-def success_rates(success: np.ndarray, diverged) -> dict:
-  """{'success': per member and task the fraction of successful episodes [S][K]} from success [S, K, E] (1 / 0 /
-  NaN: not reported), None where no episode reported (or the member diverged); {} when no env reports success."""
+def success_rates(success: np.ndarray, diverged) -> Optional[np.ndarray]:
+  """Per member and task the fraction of successful episodes [S, K] from success [S, K, E] (1 / 0 / NaN: not
+  reported); NaN where no episode reported or the member diverged; None when no env reports success."""
   reported = np.isfinite(success)
   if not reported.any():
-    return {}
+    return None
   rates = np.where(reported.any(-1), np.nansum(success, -1) / np.maximum(reported.sum(-1), 1), np.nan)
   rates[sorted(diverged)] = np.nan
-  return {'success': [[None if np.isnan(r) else float(r) for r in row] for row in rates]}
+  return rates
 
 
 def member_history(history: List[dict], m: int) -> List[dict]:

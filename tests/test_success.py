@@ -2,13 +2,16 @@
 episode): per env in rollout.evaluate_episodes, per task rate in the loop's history and results.json rows; envs that
 report nothing give NaN / no entry."""
 
+import json
+
 import gymnasium
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ktm import loop, rollout, runs, sweep as sweep_lib
+from ktm import loop, metrics, rollout, runs, sweep as sweep_lib
 from ktm.envs import custom, make_suite
+from tests.test_methods import LOOP, build
 
 LENGTH = 12   # the suite's episode length: each env's first episode (5 steps) is followed by a second one
 
@@ -55,9 +58,9 @@ def test_success_at_any_step_of_the_first_episode_per_env():
 
 def test_success_rates_in_history_and_results_rows():
   success = np.array([[[1.0, 0.0, 1.0, 1.0], [np.nan] * 4], [[0.0, 0.0, np.nan, 1.0], [1.0, 1.0, 1.0, 1.0]]])
-  assert loop.success_rates(success, {}) == {'success': [[0.75, None], [1 / 3, 1.0]]}   # NaN: not reported
-  assert loop.success_rates(success, {1: 20}) == {'success': [[0.75, None], [None, None]]}
-  assert loop.success_rates(np.full((1, 2, 3), np.nan), {}) == {}
+  np.testing.assert_array_equal(loop.success_rates(success, {}), [[0.75, np.nan], [1 / 3, 1.0]])   # NaN: none
+  np.testing.assert_array_equal(loop.success_rates(success, {1: 20}), [[0.75, np.nan], [np.nan, np.nan]])
+  assert loop.success_rates(np.full((1, 2, 3), np.nan), {}) is None
   history = [{'returns': [[[1.0], [2.0]], [[3.0], [4.0]]], 'success': [[0.75, None], [0.5, 1.0]]}]
   assert loop.member_history(history, 1) == [{'returns': [[3.0], [4.0]], 'success': [0.5, 1.0]}]
   out = runs.sweep_results(('A', 'B'), sweep_lib.single(0), np.array([[1.0, 2.0]]), None, {}, [[0.75, None]])
@@ -66,3 +69,27 @@ def test_success_rates_in_history_and_results_rows():
                                                                                                   (None, None)]
   assert 'success_rate' not in runs.sweep_results(('A',), sweep_lib.single(0), np.array([[1.0]]), None,
                                                   {})['members'][0]['tasks'][0]
+
+
+def test_the_loop_records_success_rates_where_envs_report_them(tmp_path):
+  flags = custom.gym_suite('flag_two', [('FlagNow', lambda: Flag(True)), ('Silent', lambda: Silent(True))])
+  train, evaluate = (make_suite(flags, num_envs=e, episode_length=LENGTH) for e in (1, 3))
+  method = build('td3_mt', train, None)
+  seen = []
+
+  class Capture(loop.Reporter):
+    def chunk(self, stage_name, global_epoch, train_metrics, returns):
+      seen.append(None if returns is None else train_metrics['eval_success'].tolist())
+
+  state, history, _ = loop.train(method, train, evaluate, None, loop.LoopConfig(**LOOP), reporter=Capture())
+  # the env's rule by hand: success iff the greedy action at obs t = 2 (the third step) is > 0; every episode alike
+  obs = jnp.zeros((2, 1, train.obs_size)).at[0, 0, 0].set(2.0)
+  expected = float(method.act(loop.member(state.learner, 0), obs, jax.random.key(0), False)[0, 0, 0] > 0)
+  assert [h['success'] for h in history] == [[[expected, None]]] * len(history)
+  np.testing.assert_equal([x for x in seen if x is not None], [[[expected, np.nan]]] * len(history))   # to metrics
+  writer = metrics.MetricsWriter(str(tmp_path), tensorboard=False)
+  metrics.log_evaluation(writer, metrics.Progress(1, '', disable=True), 40, train.task_names, np.zeros((2, 3)),
+                         dict(eval_success=np.array([expected, np.nan])))
+  writer.close()
+  row = json.loads(open(tmp_path / 'metrics.jsonl').read())
+  assert (row['eval_success/FlagNow'], row['eval_success/Silent']) == (expected, None)
