@@ -93,3 +93,19 @@ def test_the_loop_records_success_rates_where_envs_report_them(tmp_path):
   writer.close()
   row = json.loads(open(tmp_path / 'metrics.jsonl').read())
   assert (row['eval_success/FlagNow'], row['eval_success/Silent']) == (expected, None)
+
+
+def test_the_report_shows_success_rates_where_runs_recorded_them(tmp_path):
+  from ktm.report import build   # pylint: disable=import-outside-toplevel
+  from tests.test_report import md_table, student_results, write_run   # pylint: disable=import-outside-toplevel
+  for seed, (a, b) in enumerate(((0.5, None), (0.9, None))):
+    results = student_results({'A': 10.0, 'B': 20.0}, 'sharednet')
+    for row, rate in zip(results['tasks'], (a, b)):
+      row['success_rate'] = rate
+    write_run(tmp_path / f'run{seed}', dict(benchmark='toy', method='sharednet', seed=seed), results)
+  write_run(tmp_path / 'plain', dict(benchmark='toy', method='td3_mt', seed=0),
+            student_results({'A': 5.0, 'B': 6.0}, 'td3_mt'))
+  build.write_report([str(tmp_path / n) for n in ('run0', 'run1', 'plain')], str(tmp_path / 'out'), reps=50, seed=0)
+  table = md_table((tmp_path / 'out' / 'REPORT.md').read_text(), '### Success rate')
+  assert list(table) == ['A']                                              # B reports no success
+  assert (table['A']['SharedNet'], table['A']['TD3-MT']) == ('0.70 ± 0.28', '—')   # (0.5, 0.9): std sqrt(0.08)
