@@ -70,3 +70,10 @@ def test_a_student_with_the_task_id_fits_opposite_rewards_and_one_without_cannot
   assert without[0] == -without[1]             # same trajectory, opposite rewards
   assert with_id.min() > 0.7 * STEPS           # both tasks near the best return, STEPS
   assert with_id.min() - without.min() > 0.7 * STEPS
+
+
+def test_policy_export_refuses_gym_and_task_id_suites_in_one_line():
+  from ktm import policy   # pylint: disable=import-outside-toplevel
+  for benchmark, task in (('gym:Pendulum-v1', 'Pendulum-v1'), ('pendulum_group+task_id', 'InvertedPendulumLongPole')):
+    with pytest.raises(ValueError, match='cannot be exported yet'):
+      policy.task_slot(make_suite(benchmark), task)
