@@ -59,8 +59,8 @@ def returns_after_training(benchmark):
   train, evaluate = (make_suite(benchmark, num_envs=e, episode_length=STEPS) for e in (4, 1))
   net = dict(TINY_NET, batch_size=32, actor_lr=3e-3, critic_lr=3e-3, gamma=0.5)
   method = build('td3_mt', train, None, dict(cfg=net, ktm=dict(
-      offline_epochs=0, online_epochs=150, alpha=0.0, chunk_steps=50, online_capacity=1200, online_start_steps=20)))
-  _, history, _ = loop.train(method, train, evaluate, None, loop.LoopConfig(eval_every=150, eval_episodes=1))
+      offline_epochs=0, online_epochs=250, alpha=0.0, chunk_steps=10, online_capacity=600, online_start_steps=10)))
+  _, history, _ = loop.train(method, train, evaluate, None, loop.LoopConfig(eval_every=250, eval_episodes=1))
   return np.asarray(history[-1]['returns'])[0, :, 0]   # [K]: member 0, episode 0
 
 
