@@ -209,12 +209,16 @@ def check_resources(method: Method, suite: Suite, workdir: str, members: int = 1
                                 f'{free / 2**30:.2f} GiB free; lower the replay capacity or choose another --workdir')
 
 
-def member_mesh(members: int) -> Optional[loop.Mesh]:
+def member_mesh(members: int, host_envs: bool = False) -> Optional[loop.Mesh]:
   """The device mesh (axis 'member') the sweep's members are split over, or None on one device. With D devices
   and S members, the members go to the largest d <= D dividing S (printed when d < D). One process only: a
-  multi-host run (`jax.distributed`) uses every device of every process, so S must divide by their number."""
+  multi-host run (`jax.distributed`) uses every device of every process, so S must divide by their number.
+  host_envs (a gymnasium suite): None, every member on one device (its envs live on the host, found by their row
+  in each callback, and the host steps them one call at a time anyway); one process only."""
   devices = jax.devices()
-  if len(devices) == 1:
+  if host_envs and jax.process_count() > 1:
+    raise ValueError('a gymnasium suite runs in one process (its envs live on the host): not with jax.distributed')
+  if len(devices) == 1 or host_envs:
     return None
   if jax.process_count() > 1:
     if members % len(devices):
@@ -455,7 +459,7 @@ def train(method: Method, benchmark: str, suite: Suite, loop_cfg: loop.LoopConfi
   check_workdir_writable(workdir)
   config = run_config(method, benchmark, loop_cfg, teacher_dir, sweep, init_from)
   resuming = check_config(workdir, config)
-  mesh = member_mesh(sweep.size)
+  mesh = member_mesh(sweep.size, suite.backend_name == 'gym')
   if not resuming:
     check_resources(method, suite, workdir, sweep.size, 1 if mesh is None else mesh.devices.size)
     if init_from:

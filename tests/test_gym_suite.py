@@ -4,6 +4,10 @@ gymnasium gives the built-in native backend's returns; stale envs after a resume
 their episode as documented; a loop run resumed after a crash equals the uninterrupted run up to the checkpoint and
 holds the documented transition right after it; non-Box spaces are one error line."""
 
+import os
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -151,3 +155,12 @@ def test_loop_resume_equals_the_uninterrupted_run_up_to_the_checkpoint_then_one_
   np.testing.assert_array_equal(stale.next_obs, stale.obs)
   np.testing.assert_array_equal(stale.reward, 0.0)
   assert (normal.reward != 0).all() and not tree_equal(rows(resumed, every + 1, 40), rows(full, every + 1, 40))
+
+
+def test_sweeps_on_a_gym_suite_stay_on_one_device():
+  """The host finds a gym suite's envs by their row in each callback, so members must not be split over devices
+  (shard_map would call back once per device with rows that collide): member_mesh gives no mesh for them."""
+  code = ('from ktm import runs; import jax; assert len(jax.devices()) == 2; '
+          'assert runs.member_mesh(2) is not None and runs.member_mesh(2, host_envs=True) is None')
+  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2', JAX_PLATFORMS='cpu')
+  subprocess.run([sys.executable, '-c', code], check=True, env=env, cwd=os.path.dirname(os.path.dirname(__file__)))
