@@ -74,7 +74,7 @@ class GymHost:
     next_obs, reward, terminated, truncated, info = env.step(scale_action(action, self.lows[k], self.highs[k]))
     next_obs = self._pad(next_obs)
     truncated = bool(truncated) or bool(limit)
-    tokens[i] = np.uint32(token + np.uint32(1))
+    tokens[i] = (int(token) + 1) & 0xFFFFFFFF   # uint32, wrapping
     obs = self._pad(env.reset()[0]) if terminated or truncated else next_obs
     success = float(bool(info['success'])) if 'success' in info else np.nan
     return next_obs, obs, float(reward), bool(terminated), truncated, False, success
