@@ -81,8 +81,8 @@ def test_sizes_masks_and_one_line_errors():
     with pytest.raises(ValueError, match=match) as e:
       make_suite(bad)
     assert '\n' not in str(e.value)
-  with pytest.raises(ValueError, match='its backend is auto'):
-    make_suite('gym:Pendulum-v1', backend='native')
+  with pytest.raises(ValueError, match="backend 'mjx' is not available for it"):
+    make_suite('gym:Pendulum-v1', backend='mjx')
 
 
 def test_transitions_equal_hand_stepped_gymnasium(suite):

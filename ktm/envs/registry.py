@@ -155,7 +155,8 @@ def make_suite(name, num_envs: int = 1, backend: str = 'auto',
 
   backend: 'auto' (native MuJoCo, except MJX on a GPU/TPU at num_envs >= MJX_MIN_ENVS), 'mjx' or 'native'.
   nthread: native rollout threads (default: all CPU cores).
-  A gymnasium suite ('gym:Hopper-v5,InvertedPendulum-v5', or ktm.envs.custom.gym_suite) takes backend 'auto' only.
+  A gymnasium suite ('gym:Hopper-v5,InvertedPendulum-v5', or ktm.envs.custom.gym_suite) is stepped on the host:
+  backend 'auto' or 'native'.
   NAME + '+task_id' (e.g. 'benchmark_b+task_id'): suite NAME with a one-hot of the task appended to every
   observation (ktm/envs/task_id.py).
   """
@@ -163,8 +164,9 @@ def make_suite(name, num_envs: int = 1, backend: str = 'auto',
     return task_id.TaskIdSuite(make_suite(name[:-len(task_id.SUFFIX)], num_envs, backend, episode_length, nthread))
   gym_def = _gym_definition(name)
   if gym_def is not None:
-    if backend != 'auto':
-      raise ValueError(f'suite {gym_def.name!r} steps gymnasium envs: its backend is auto, got {backend!r}')
+    if backend not in ('auto', 'native'):   # native: stepped on the host (ktm.report's random policy asks for it)
+      raise ValueError(f'suite {gym_def.name!r} steps gymnasium envs on the host: backend {backend!r} is not '
+                       "available for it (use auto)")
     return gym_suite.GymSuite(gym_def, num_envs, episode_length)
   groups = _resolve(name)
   backend = _pick_backend(backend, num_envs)
