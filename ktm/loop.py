@@ -225,13 +225,15 @@ def onpolicy_chunk(state: RunState, aux: Any, method: Method, suite: Suite, num_
 
 def evaluate(learner: Any, key: jax.Array, method: Method, eval_suite: Suite) -> jnp.ndarray:
   """Deterministic returns [K, E] of ONE learner (no member axis), one episode per env of `eval_suite`."""
-  return _compiled(_evaluate, compute_dtype(method), ('method', 'eval_suite'), False)(learner, key, method, eval_suite)
+  return _compiled(_evaluate, compute_dtype(method), ('method', 'eval_suite'), False)(learner, key, method,
+                                                                                     eval_suite)[0]
 
 
 def evaluate_members(learners: Any, seeds: jax.Array, global_epoch: jax.Array, method: Method, eval_suite: Suite,
                      hparams=None, mesh: Optional[Mesh] = None) -> jnp.ndarray:
-  """Deterministic returns [S, K, E] of every member (learners [S, ...], seeds [S]) at `global_epoch`: member m's
-  episodes are seeded by fold_in(fold_in(key(seed_m), 1), global_epoch)."""
+  """Deterministic (returns, success) [S, K, E] of every member (learners [S, ...], seeds [S]) at `global_epoch`
+  (success: rollout.evaluate_episodes'); member m's episodes are seeded by fold_in(fold_in(key(seed_m), 1),
+  global_epoch)."""
   fn = _compiled(_evaluate_members, compute_dtype(method), ('method', 'eval_suite', 'mesh'), False)
   return fn(learners, seeds, global_epoch, hparams or {}, method=method, eval_suite=eval_suite, mesh=mesh)
 
@@ -294,8 +296,8 @@ def _onpolicy_member(state: RunState, aux: Any, method: Method, suite: Suite, nu
   return state.replace(learner=learner, env=env, key=key, epoch=state.epoch + num_epochs), metrics
 
 
-def _evaluate(learner: Any, key: jax.Array, method: Method, eval_suite: Suite) -> jnp.ndarray:
-  return rollout.evaluate(lambda params, obs, k: method.act(params, obs, k, False), learner, key, eval_suite)
+def _evaluate(learner: Any, key: jax.Array, method: Method, eval_suite: Suite) -> Tuple[jnp.ndarray, jnp.ndarray]:
+  return rollout.evaluate_episodes(lambda params, obs, k: method.act(params, obs, k, False), learner, key, eval_suite)
 
 
 # ---- the host loop ----
@@ -413,7 +415,8 @@ def train(method: Method, suite: Suite, eval_suite: Suite, aux: Any, cfg: LoopCo
   """Runs (or resumes from WORKDIR/checkpoints) all of the method's stages for every member of `sweep` (default:
   one member with `cfg.seed`). Returns (final RunState [S, ...], evaluation history, wall seconds).
 
-  History entries: {'stage', 'epoch', 'global_epoch', 'returns': [S][K][E]} (`member_history` gives one member's).
+  History entries: {'stage', 'epoch', 'global_epoch', 'returns': [S][K][E]} (`member_history` gives one member's),
+  and 'success' [S][K] (`success_rates`) where the eval suite's envs report info['success'].
   `aux` is shared by all members, or with aux_axis=0 has a member axis (e.g. each seed's own teachers). With a
   `mesh` (axis 'member'), the members are split over its devices. `on_start()` is called once everything is built,
   right before the first chunk (the run directory's config.json is written there). `exit_after_checkpoint=n` exits
@@ -488,10 +491,14 @@ def _train(method, suite, eval_suite, aux, cfg, manager, state, sweep, aux_axis,
       returns = None
       if epoch % cfg.eval_every == 0 or epoch == spec.epochs:
         g_array = global_arrays(np.int32(g), None, mesh)
-        returns = np.array(to_host(evaluate_members(state.learner, seeds, g_array, method, eval_suite, hparams,
-                                                    mesh)))
+        returns, success = (np.array(x) for x in to_host(evaluate_members(state.learner, seeds, g_array, method,
+                                                                           eval_suite, hparams, mesh)))
         returns[sorted(diverged)] = np.nan
         history.append({'stage': spec.name, 'epoch': epoch, 'global_epoch': g, 'returns': returns.tolist()})
+        success = success_rates(success, diverged)
+        if success is not None:   # only where the envs report info['success']
+          history[-1]['success'] = [[None if np.isnan(r) else float(r) for r in row] for row in success]
+          metrics['eval_success'] = success
       reporter.chunk(spec.name, g, metrics, returns)
       if exit_after_checkpoint is not None and saves >= exit_after_checkpoint:
         os._exit(3)   # simulated kill: nothing after the last checkpoint is kept
@@ -509,9 +516,21 @@ def _train(method, suite, eval_suite, aux, cfg, manager, state, sweep, aux_axis,
   return state, history, wall_before + time.perf_counter() - start
 
 
+def success_rates(success: np.ndarray, diverged) -> Optional[np.ndarray]:
+  """Per member and task the fraction of successful episodes [S, K] from success [S, K, E] (1 / 0 / NaN: not
+  reported); NaN where no episode reported or the member diverged; None when no env reports success."""
+  reported = np.isfinite(success)
+  if not reported.any():
+    return None
+  rates = np.where(reported.any(-1), np.nansum(success, -1) / np.maximum(reported.sum(-1), 1), np.nan)
+  rates[sorted(diverged)] = np.nan
+  return rates
+
+
 def member_history(history: List[dict], m: int) -> List[dict]:
   """Member m's evaluation history: entries with 'returns' [K][E]."""
-  return [dict(h, returns=h['returns'][m]) for h in history]
+  return [dict(h, returns=h['returns'][m], **({'success': h['success'][m]} if 'success' in h else {}))
+          for h in history]
 
 
 def best_returns(history: List[dict]) -> np.ndarray:

@@ -41,6 +41,9 @@ class TaskSlot:
 def task_slot(suite: Suite, task: str) -> TaskSlot:
   if task not in suite.task_names:
     raise ValueError(f'no task {task!r} in this run; its tasks: {", ".join(suite.task_names)}')
+  if suite.backend_name == 'gym' or getattr(suite, 'inner', None) is not None:
+    raise ValueError('a policy of a gymnasium suite or of a suite with the task-id input cannot be exported yet '
+                     '(ktm/policy.py maps MuJoCo tasks\' raw observations without a task id)')
   k = suite.task_names.index(task)
   group = next(g for g in suite.groups if task in g.names)
   i = group.names.index(task)

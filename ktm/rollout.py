@@ -57,20 +57,31 @@ def collect(policy_fn: PolicyFn, params: Any, env_state: EnvState, key: jax.Arra
   return env_state, rows, stats
 
 
-def evaluate(policy_fn: PolicyFn, params: Any, key: jax.Array, suite: Suite) -> jnp.ndarray:
-  """Return of ONE episode in each of the suite's K x E envs (E = episodes per task): [K, E].
+def evaluate_episodes(policy_fn: PolicyFn, params: Any, key: jax.Array, suite: Suite
+                      ) -> Tuple[jnp.ndarray, jnp.ndarray]:
+  """ONE episode in each of the suite's K x E envs (E = episodes per task): (returns [K, E], success [K, E]).
 
-  Runs `suite.episode_length` steps; an env's return stops accumulating at its first `done`.
+  Runs `suite.episode_length` steps; an env's episode ends at its first `done`. success (the Meta-World protocol):
+  1.0 where the env reported info['success'] at any step of the episode, 0.0 where it reported only failures, NaN
+  where it reported nothing (StepOutput.success).
   """
   def body(carry, step_key):
-    env_state, total, alive = carry
+    env_state, total, alive, success, reported = carry
     env_state, out = suite.step(env_state, policy_fn(params, env_state.obs, step_key))
     total = total + jnp.where(alive, out.reward, 0.0)
-    return (env_state, total, alive & ~out.done), None
+    success = success | (alive & (out.success == 1.0))
+    reported = reported | (alive & jnp.isfinite(out.success))
+    return (env_state, total, alive & ~out.done, success, reported), None
 
   reset_key, key = jax.random.split(key)
   env_state = suite.reset(reset_key)
   shape = (suite.num_tasks, suite.num_envs)
-  init = (env_state, jnp.zeros(shape), jnp.ones(shape, bool))
-  (_, total, _), _ = jax.lax.scan(body, init, jax.random.split(key, suite.episode_length))
-  return total
+  no = jnp.zeros(shape, bool)
+  init = (env_state, jnp.zeros(shape), jnp.ones(shape, bool), no, no)
+  (_, total, _, success, reported), _ = jax.lax.scan(body, init, jax.random.split(key, suite.episode_length))
+  return total, jnp.where(reported, success.astype(jnp.float32), jnp.nan)
+
+
+def evaluate(policy_fn: PolicyFn, params: Any, key: jax.Array, suite: Suite) -> jnp.ndarray:
+  """Returns [K, E] of `evaluate_episodes` (one episode per env)."""
+  return evaluate_episodes(policy_fn, params, key, suite)[0]

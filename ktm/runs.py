@@ -209,12 +209,16 @@ def check_resources(method: Method, suite: Suite, workdir: str, members: int = 1
                                 f'{free / 2**30:.2f} GiB free; lower the replay capacity or choose another --workdir')
 
 
-def member_mesh(members: int) -> Optional[loop.Mesh]:
+def member_mesh(members: int, host_envs: bool = False) -> Optional[loop.Mesh]:
   """The device mesh (axis 'member') the sweep's members are split over, or None on one device. With D devices
   and S members, the members go to the largest d <= D dividing S (printed when d < D). One process only: a
-  multi-host run (`jax.distributed`) uses every device of every process, so S must divide by their number."""
+  multi-host run (`jax.distributed`) uses every device of every process, so S must divide by their number.
+  host_envs (a gymnasium suite): None, every member on one device (its envs live on the host, found by their row
+  in each callback, and the host steps them one call at a time anyway); one process only."""
   devices = jax.devices()
-  if len(devices) == 1:
+  if host_envs and jax.process_count() > 1:
+    raise ValueError('a gymnasium suite runs in one process (its envs live on the host): not with jax.distributed')
+  if len(devices) == 1 or host_envs:
     return None
   if jax.process_count() > 1:
     if members % len(devices):
@@ -316,12 +320,15 @@ def _number(x) -> Optional[float]:
 
 
 def sweep_results(task_names, sweep: Sweep, best: np.ndarray, teacher_returns: Optional[np.ndarray],
-                  diverged: Dict[int, int]) -> dict:
+                  diverged: Dict[int, int], success: Optional[list] = None) -> dict:
   """{'members': one row per member, 'summary': per setting and task, mean and std over its finite seeds}.
-  best [S, K]; teacher_returns [S, K] (each member's own teachers) or None."""
+  best [S, K]; teacher_returns [S, K] (each member's own teachers) or None; success [S][K]: the final evaluation's
+  success rates (loop.success_rates), rows get 'success_rate' when given."""
   members = []
   for m in range(sweep.size):
     rows = results_table(task_names, best[m], None if teacher_returns is None else teacher_returns[m])
+    for k, row in enumerate(rows if success is not None else []):
+      row['success_rate'] = success[m][k]
     members.append(dict(member=m, seed=sweep.seeds[m], values=sweep.member(m), tasks=rows,
                         diverged_at_epoch=diverged.get(m)))
   summary = []
@@ -330,7 +337,7 @@ def sweep_results(task_names, sweep: Sweep, best: np.ndarray, teacher_returns: O
     tasks = []
     for k, name in enumerate(task_names):
       entry = dict(name=name)
-      for field in ('student_return', 'ratio'):
+      for field in ('student_return', 'ratio') + (('success_rate',) if success is not None else ()):
         vals = [r['tasks'][k][field] for r in group if r['tasks'][k][field] is not None]
         entry[f'{field}_mean'] = float(np.mean(vals)) if vals else None
         entry[f'{field}_std'] = float(np.std(vals)) if vals else None
@@ -452,7 +459,7 @@ def train(method: Method, benchmark: str, suite: Suite, loop_cfg: loop.LoopConfi
   check_workdir_writable(workdir)
   config = run_config(method, benchmark, loop_cfg, teacher_dir, sweep, init_from)
   resuming = check_config(workdir, config)
-  mesh = member_mesh(sweep.size)
+  mesh = member_mesh(sweep.size, suite.backend_name == 'gym')
   if not resuming:
     check_resources(method, suite, workdir, sweep.size, 1 if mesh is None else mesh.devices.size)
     if init_from:
@@ -544,7 +551,8 @@ def run(method_name: str, benchmark: str, configs: Dict[str, Any], loop_cfg: loo
   if metas is not None:
     reference = np.array([teacher_returns(metas[i]) for i in index])
   results = dict(benchmark=benchmark, method=method.name, seed=loop_cfg.seed, wall_seconds=wall,
-                 **sweep_results(suite.task_names, sweep, loop.best_returns(history), reference, diverged),
+                 **sweep_results(suite.task_names, sweep, loop.best_returns(history), reference, diverged,
+                                 history[-1].get('success')),
                  **provenance())
   if sweep.size == 1:
     results['tasks'] = results['members'][0]['tasks']

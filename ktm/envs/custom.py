@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import mujoco
 import numpy as np
 
+from ktm.envs import gym_suite as gym_suite_lib
 from ktm.envs import models as models_lib
 from ktm.envs import registry
 from ktm.envs import tasks as tasks_lib
@@ -257,3 +258,16 @@ def suite(name: str, parts: Sequence[Union[Group, tasks_lib.TaskSpec, str]]) -> 
   except ValueError as e:
     _fail(e)
   return SuiteDef(name, tuple(groups))
+
+
+def gym_suite(name: str, tasks: Sequence[Union[str, tuple[str, Callable]]]) -> gym_suite_lib.GymSuiteDef:
+  """Registers suite `name` of gymnasium envs: ids ('Hopper-v5') or (name, factory) pairs, factory() returning a
+  gymnasium env with Box spaces (each is made once here to read them). See ktm/envs/gym_suite.py."""
+  if not isinstance(name, str) or not name or ':' in name:
+    _fail(f'a suite needs a non-empty name without ":", got {name!r}')
+  suite_def = gym_suite_lib.definition(name, tasks)
+  try:
+    registry.register_gym_suite(suite_def)
+  except ValueError as e:
+    _fail(e)
+  return suite_def

@@ -12,7 +12,9 @@ import sys
 import jax
 from mujoco import rollout as mj_rollout
 
+from ktm.envs import gym_suite
 from ktm.envs import models as models_lib
+from ktm.envs import task_id
 from ktm.envs import tasks as tasks_lib
 from ktm.envs.suite import Suite, _group_info
 
@@ -25,6 +27,7 @@ SUITES = {
     'benchmark_b': [(name,) for name in BENCHMARK_B],
     'pendulum_group': [tuple(v.name for v in models_lib.PENDULUM_VARIANTS)],
 }
+GYM_SUITES = {}   # name -> gym_suite.GymSuiteDef (ktm.envs.custom.gym_suite)
 SINGLE_TASKS = tuple(tasks_lib.TASKS) + tuple(models_lib.VARIANTS)   # the built-in ones
 _FILE_MODULES = {}   # absolute path -> module, for 'file.py:ATTR' references
 
@@ -72,6 +75,31 @@ def resolve_reference(reference: str):
   if not hasattr(mod, attr):
     raise ValueError(f'module {module!r} has no {attr!r} (suite reference {reference!r})')
   return getattr(mod, attr)
+
+
+def register_gym_suite(suite_def: gym_suite.GymSuiteDef) -> None:
+  """Adds a gymnasium suite; a name taken by a different suite raises ValueError."""
+  old = GYM_SUITES.get(suite_def.name)
+  if suite_def.name in SUITES or (old is not None and old.task_names != suite_def.task_names):
+    raise ValueError(f'a different suite named {suite_def.name!r} is already registered')
+  GYM_SUITES[suite_def.name] = suite_def
+
+
+def _gym_definition(name):
+  """The GymSuiteDef `name` refers to ('gym:ID,ID,...', a registered gymnasium suite, a reference to one, or the
+  object), else None."""
+  if isinstance(name, gym_suite.GymSuiteDef):
+    return name
+  if not isinstance(name, str):
+    return None
+  if name.startswith('gym:'):
+    return gym_suite.definition(name, [i.strip() for i in name[len('gym:'):].split(',') if i.strip()])
+  if name in GYM_SUITES:
+    return GYM_SUITES[name]
+  if ':' in name and not name.startswith('single:'):
+    obj = resolve_reference(name)
+    return obj if isinstance(obj, gym_suite.GymSuiteDef) else None
+  return None
 
 
 def _groups_of(obj, reference: str) -> list[tuple[str, ...]]:
@@ -127,7 +155,19 @@ def make_suite(name, num_envs: int = 1, backend: str = 'auto',
 
   backend: 'auto' (native MuJoCo, except MJX on a GPU/TPU at num_envs >= MJX_MIN_ENVS), 'mjx' or 'native'.
   nthread: native rollout threads (default: all CPU cores).
+  A gymnasium suite ('gym:Hopper-v5,InvertedPendulum-v5', or ktm.envs.custom.gym_suite) is stepped on the host:
+  backend 'auto' or 'native'.
+  NAME + '+task_id' (e.g. 'benchmark_b+task_id'): suite NAME with a one-hot of the task appended to every
+  observation (ktm/envs/task_id.py).
   """
+  if isinstance(name, str) and name.endswith(task_id.SUFFIX):
+    return task_id.TaskIdSuite(make_suite(name[:-len(task_id.SUFFIX)], num_envs, backend, episode_length, nthread))
+  gym_def = _gym_definition(name)
+  if gym_def is not None:
+    if backend not in ('auto', 'native'):   # native: stepped on the host (ktm.report's random policy asks for it)
+      raise ValueError(f'suite {gym_def.name!r} steps gymnasium envs on the host: backend {backend!r} is not '
+                       "available for it (use auto)")
+    return gym_suite.GymSuite(gym_def, num_envs, episode_length)
   groups = _resolve(name)
   backend = _pick_backend(backend, num_envs)
   infos, mj_groups = [], []

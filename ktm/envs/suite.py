@@ -148,5 +148,6 @@ class Suite:
                          episode_return=jnp.where(done, 0.0, ep_return), key=key)
     out = StepOutput(next_obs=next_obs, reward=reward, terminated=terminated,
                      truncated=truncated, done=done,
-                     episode_return=jnp.where(done, ep_return, 0.0))
+                     episode_return=jnp.where(done, ep_return, 0.0),
+                     success=jnp.full(reward.shape, jnp.nan, jnp.float32))
     return new_state, out

@@ -52,6 +52,8 @@ class StepOutput:
   next_obs [K, E, obs_size]: true next observation BEFORE auto-reset (goes to replay).
   reward, terminated (no bootstrap), truncated (time limit), done = terminated | truncated,
   episode_return (return of an episode that ended this step, else 0): all [K, E].
+  success [K, E]: the env's info['success'] this step as 1.0 / 0.0, NaN where the env does not report it (the
+  MuJoCo suites never do; gymnasium envs such as Meta-World's may).
   """
   next_obs: jnp.ndarray
   reward: jnp.ndarray
@@ -59,3 +61,4 @@ class StepOutput:
   truncated: jnp.ndarray
   done: jnp.ndarray
   episode_return: jnp.ndarray
+  success: jnp.ndarray

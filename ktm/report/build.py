@@ -79,6 +79,9 @@ def benchmark_section(s: tables.BenchmarkSummary, out: str, reps: int, seed: int
                                                  or 'not measured') + '.', '']
   source = f'paper Table {_table_no(s.paper_returns)}' if s.paper_returns else 'no paper table'
   lines += [f'### Max average return ({source})', '', tables.returns_table(s), '']
+  success = tables.success_table(s)
+  if success:
+    lines += ['### Success rate (final evaluation; success at any step of an episode)', '', success, '']
   if tables.ratio_labels(s):
     lines += [f'### Performance ratio, KTM-DRL and ablations '
               f'({"paper Table 3" if s.paper_ratios else "no paper table"})', '', tables.ratio_table(s), '']

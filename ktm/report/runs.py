@@ -44,6 +44,8 @@ class Run:
   machine: Optional[str] = None      # the machine / device, if the run recorded it
   trust: Dict[str, Tuple[np.ndarray, np.ndarray]] = dataclasses.field(default_factory=dict)
   # task -> (steps, the teacher's logged trust: ktm/trust.py's weights) for the trusted student ({} otherwise)
+  success: Dict[str, float] = dataclasses.field(default_factory=dict)
+  # task -> success rate of the final evaluation, for tasks whose envs report info['success'] (results' success_rate)
 
 
 def parse_spec(spec: str) -> Tuple[str, Optional[str]]:
@@ -203,6 +205,10 @@ def machine_of(config: dict, results: Optional[dict]) -> Optional[str]:
   return ', '.join(parts) or None
 
 
+def _task_success(rows: Sequence[dict]) -> Dict[str, float]:
+  return {row['name']: float(row['success_rate']) for row in rows if row.get('success_rate') is not None}
+
+
 def load_run(spec: str) -> List[Run]:
   """The runs of one directory spec ('DIR' or 'DIR=LABEL'): one Run, or one per sweep member."""
   path, label = parse_spec(spec)
@@ -231,7 +237,8 @@ def load_run(spec: str) -> List[Run]:
       runs.append(Run(f'{path}#member{index}', _member_label(method, config, members, i, label), method,
                       benchmark, m.get('seed'), returns, teacher, curves, config,
                       m.get('wall_seconds', results.get('wall_seconds')), not m.get('unfinished'),
-                      dict(_swept(m)), **about, trust=read_curves(metrics_path, TRUST_PREFIX)))
+                      dict(_swept(m)), **about, trust=read_curves(metrics_path, TRUST_PREFIX),
+                      success=_task_success(m.get('tasks', []))))
     return runs
   curves = read_curves(os.path.join(path, 'metrics.jsonl'))
   if results is not None:
@@ -242,7 +249,8 @@ def load_run(spec: str) -> List[Run]:
     raise FileNotFoundError(f'{path} has neither results.json nor evaluations in metrics.jsonl')
   return [Run(path, label or default_label(method, config), method, benchmark, seed_of(config), returns, teacher,
               curves, config, (results or {}).get('wall_seconds'), results is not None, {}, **about,
-              trust=read_curves(os.path.join(path, 'metrics.jsonl'), TRUST_PREFIX))]
+              trust=read_curves(os.path.join(path, 'metrics.jsonl'), TRUST_PREFIX),
+              success=_task_success((results or {}).get('tasks', [])))]
 
 
 def load_runs(specs: Sequence[str], auto_teachers: bool = True) -> List[Run]:

@@ -185,6 +185,17 @@ def returns_table(s: BenchmarkSummary) -> str:
   return markdown(header, rows)
 
 
+def success_table(s: BenchmarkSummary) -> Optional[str]:
+  """Tasks x methods, mean ± std over seeds of the final evaluation's success rate (info['success'] at any step of
+  an episode, the Meta-World protocol), for tasks whose envs report it; None when no run has one."""
+  tasks = [t for t in s.tasks if any(t in r.success for runs in s.runs.values() for r in runs)]
+  if not tasks:
+    return None
+  rows = [[t] + [fmt_stat(stats.mean_std([r.success.get(t) for r in s.runs[l]]), 2, len(s.runs[l]))
+                 for l in s.labels] for t in tasks]
+  return markdown(['Task'] + s.labels, rows)
+
+
 def ratio_labels(s: BenchmarkSummary) -> List[str]:
   paper = list(s.paper_ratios['methods']) if s.paper_ratios else []
   return order_labels([l for l in s.labels if l == 'KTM' or l in ABLATIONS or l.startswith('KTM ')] + paper)

@@ -1,0 +1,111 @@
+"""Success as a metric where an env reports info['success'] (the Meta-World protocol: success at any step of an
+episode): per env in rollout.evaluate_episodes, per task rate in the loop's history and results.json rows; envs that
+report nothing give NaN / no entry."""
+
+import json
+
+import gymnasium
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ktm import loop, metrics, rollout, runs, sweep as sweep_lib
+from ktm.envs import custom, make_suite
+from tests.test_methods import LOOP, build
+
+LENGTH = 12   # the suite's episode length: each env's first episode (5 steps) is followed by a second one
+
+
+class Flag(gymnasium.Env):
+  """obs [t]; episodes of 5 steps (terminated); info['success'] is True at t == 3 when the action is > 0, but only
+  from the env's second episode on (a success after the first episode must not count)."""
+
+  observation_space = gymnasium.spaces.Box(-np.inf, np.inf, (1,), np.float32)
+  action_space = gymnasium.spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+  def __init__(self, first_episode_counts):
+    self.first_episode_counts, self.episodes, self.t = first_episode_counts, 0, 0
+
+  def reset(self, seed=None, options=None):
+    super().reset(seed=seed)
+    self.episodes, self.t = self.episodes + 1, 0
+    return np.array([0.0], np.float32), {}
+
+  def step(self, action):
+    self.t += 1
+    counts = self.first_episode_counts or self.episodes > 1
+    return (np.array([self.t], np.float32), 1.0, self.t == 5, False,
+            {'success': bool(counts and self.t == 3 and action[0] > 0)})
+
+
+class Silent(Flag):
+  def step(self, action):
+    return super().step(action)[:4] + ({},)
+
+
+def test_success_at_any_step_of_the_first_episode_per_env():
+  suite = make_suite(custom.gym_suite('flag_three', [('FlagNow', lambda: Flag(True)), ('FlagLater', lambda: Flag(
+      False)), ('Silent', lambda: Silent(True))]), num_envs=2, episode_length=LENGTH)
+  policy = lambda params, obs, key: jnp.broadcast_to(jnp.array([1.0, -1.0])[None, :, None], obs.shape[:2] + (1,))
+  returns, success = jax.jit(lambda k: rollout.evaluate_episodes(policy, None, k, suite))(jax.random.key(0))
+  np.testing.assert_array_equal(returns, 5.0)
+  np.testing.assert_array_equal(success, [[1.0, 0.0], [0.0, 0.0], [np.nan, np.nan]])
+  native = make_suite('pendulum_group', num_envs=2, episode_length=3)
+  _, success = rollout.evaluate_episodes(lambda p, obs, k: jnp.zeros(obs.shape[:2] + (native.act_size,)), None,
+                                         jax.random.key(0), native)
+  assert np.isnan(success).all()
+
+
+def test_success_rates_in_history_and_results_rows():
+  success = np.array([[[1.0, 0.0, 1.0, 1.0], [np.nan] * 4], [[0.0, 0.0, np.nan, 1.0], [1.0, 1.0, 1.0, 1.0]]])
+  np.testing.assert_array_equal(loop.success_rates(success, {}), [[0.75, np.nan], [1 / 3, 1.0]])   # NaN: none
+  np.testing.assert_array_equal(loop.success_rates(success, {1: 20}), [[0.75, np.nan], [np.nan, np.nan]])
+  assert loop.success_rates(np.full((1, 2, 3), np.nan), {}) is None
+  history = [{'returns': [[[1.0], [2.0]], [[3.0], [4.0]]], 'success': [[0.75, None], [0.5, 1.0]]}]
+  assert loop.member_history(history, 1) == [{'returns': [[3.0], [4.0]], 'success': [0.5, 1.0]}]
+  out = runs.sweep_results(('A', 'B'), sweep_lib.single(0), np.array([[1.0, 2.0]]), None, {}, [[0.75, None]])
+  assert [r['success_rate'] for r in out['members'][0]['tasks']] == [0.75, None]
+  assert [(t['success_rate_mean'], t['success_rate_std']) for t in out['summary'][0]['tasks']] == [(0.75, 0.0),
+                                                                                                  (None, None)]
+  assert 'success_rate' not in runs.sweep_results(('A',), sweep_lib.single(0), np.array([[1.0]]), None,
+                                                  {})['members'][0]['tasks'][0]
+
+
+def test_the_loop_records_success_rates_where_envs_report_them(tmp_path):
+  flags = custom.gym_suite('flag_two', [('FlagNow', lambda: Flag(True)), ('Silent', lambda: Silent(True))])
+  train, evaluate = (make_suite(flags, num_envs=e, episode_length=LENGTH) for e in (1, 3))
+  method = build('td3_mt', train, None)
+  seen = []
+
+  class Capture(loop.Reporter):
+    def chunk(self, stage_name, global_epoch, train_metrics, returns):
+      seen.append(None if returns is None else train_metrics['eval_success'].tolist())
+
+  state, history, _ = loop.train(method, train, evaluate, None, loop.LoopConfig(**LOOP), reporter=Capture())
+  # the env's rule by hand: success iff the greedy action at obs t = 2 (the third step) is > 0; every episode alike
+  obs = jnp.zeros((2, 1, train.obs_size)).at[0, 0, 0].set(2.0)
+  expected = float(method.act(loop.member(state.learner, 0), obs, jax.random.key(0), False)[0, 0, 0] > 0)
+  assert [h['success'] for h in history] == [[[expected, None]]] * len(history)
+  np.testing.assert_equal([x for x in seen if x is not None], [[[expected, np.nan]]] * len(history))   # to metrics
+  writer = metrics.MetricsWriter(str(tmp_path), tensorboard=False)
+  metrics.log_evaluation(writer, metrics.Progress(1, '', disable=True), 40, train.task_names, np.zeros((2, 3)),
+                         dict(eval_success=np.array([expected, np.nan])))
+  writer.close()
+  row = json.loads(open(tmp_path / 'metrics.jsonl').read())
+  assert (row['eval_success/FlagNow'], row['eval_success/Silent']) == (expected, None)
+
+
+def test_the_report_shows_success_rates_where_runs_recorded_them(tmp_path):
+  from ktm.report import build   # pylint: disable=import-outside-toplevel
+  from tests.test_report import md_table, student_results, write_run   # pylint: disable=import-outside-toplevel
+  for seed, (a, b) in enumerate(((0.5, None), (0.9, None))):
+    results = student_results({'A': 10.0, 'B': 20.0}, 'sharednet')
+    for row, rate in zip(results['tasks'], (a, b)):
+      row['success_rate'] = rate
+    write_run(tmp_path / f'run{seed}', dict(benchmark='toy', method='sharednet', seed=seed), results)
+  write_run(tmp_path / 'plain', dict(benchmark='toy', method='td3_mt', seed=0),
+            student_results({'A': 5.0, 'B': 6.0}, 'td3_mt'))
+  build.write_report([str(tmp_path / n) for n in ('run0', 'run1', 'plain')], str(tmp_path / 'out'), reps=50, seed=0)
+  table = md_table((tmp_path / 'out' / 'REPORT.md').read_text(), '### Success rate')
+  assert list(table) == ['A']                                              # B reports no success
+  assert (table['A']['SharedNet'], table['A']['TD3-MT']) == ('0.70 ± 0.28', '—')   # (0.5, 0.9): std sqrt(0.08)
