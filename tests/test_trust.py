@@ -228,6 +228,8 @@ def test_trust_needs_the_sequential_hierarchical_epoch():
     ktm_drl.KTMConfig(trust_rule='qfilter', combine='joint')
   with pytest.raises(ValueError, match='trust_rule'):
     ktm_drl.KTMConfig(trust_rule='always')
+  with pytest.raises(ValueError, match='does not use'):
+    ktm_drl.KTMConfig(trust_audit=0.75, offline_epochs=0, alpha=0.0)
 
 
 def test_logged_trust_is_the_mean_over_the_epochs_that_updated_the_actor(tmp_path):

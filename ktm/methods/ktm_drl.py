@@ -62,6 +62,9 @@ class KTMConfig:
     validate.check(self, self.RANGES)
     if self.trusting and (self.combine != 'sequential' or self.replay != 'hierarchical'):
       raise ValueError("trust_rule and trust_audit need combine='sequential' and replay='hierarchical'")
+    if self.trusting and not self.uses_teachers:
+      raise ValueError('trust_rule and trust_audit weigh the teachers, which this run does not use '
+                       '(offline_epochs = 0 and alpha = 0)')
 
   @property
   def uses_teachers(self) -> bool:
