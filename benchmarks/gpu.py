@@ -2,14 +2,15 @@
 
   python -m benchmarks.gpu                      # paper sizes (on a GPU: a few minutes)
   python -m benchmarks.gpu --small              # tiny sizes: runs on a 2-core CPU in about a minute
-  python -m benchmarks.gpu --small --envs=1 --suites=pendulum_group   # smaller still (CI)
+  python -m benchmarks.gpu --small --envs=1 --physics=native --dtypes=float32   # the CI test: no MJX compile
   python -m benchmarks.gpu --budget_s=420       # start no measurement after 7 min (a lent GPU's minutes are few)
 
 The JSON (benchmarks/results/gpu.json, or --out) holds:
   td3_update        TD3 updates/s at K=1 and K=8 vmapped, float32 and bfloat16 (`benchmarks.td3_update`)
   ktm_epoch         KTM-DRL epochs/s on Benchmark A with MJX physics: offline, online at chunk 1 (Algorithm 1
                     exactly, the default) and at a long chunk, each dtype (`benchmarks.ktm_epoch`)
-  env_steps         MJX env-steps/s of each suite at E = 1 ... 4096 envs per task (`benchmarks.env_step`)
+  env_steps         MJX env-steps/s of each suite at E = 1 ... 4096 envs per task (`benchmarks.env_step`; with
+                    --physics=native, native physics: a CPU test of the script)
   projected_hours   the paper's KTM-DRL run (500K offline + 500K online epochs) at the measured rates, per dtype
                     and online chunk length
   skipped, errors   what the budget left out, and any section that failed (the others still run)
@@ -66,16 +67,16 @@ class Budget:
     return self.seconds is None or self.elapsed() < self.seconds
 
 
-def env_rows(suites, envs, steps, budget, skipped):
+def env_rows(suites, envs, steps, budget, skipped, physics='mjx'):
   rows = []
   for name in suites:
     for e in envs:
       if not budget.left():
         skipped.append(f'env_steps {name} E={e}')
         continue
-      rate = env_step.time_suite(name, 'mjx', e, steps, os.cpu_count())
-      rows.append(dict(suite=name, num_envs=e, steps=steps, env_steps_per_s=rate))
-      print(f'MJX {name} E={e}: {rate:,.0f} env-steps/s ({budget.elapsed():.0f} s)', flush=True)
+      rate = env_step.time_suite(name, physics, e, steps, os.cpu_count())
+      rows.append(dict(suite=name, num_envs=e, steps=steps, physics=physics, env_steps_per_s=rate))
+      print(f'{physics} {name} E={e}: {rate:,.0f} env-steps/s ({budget.elapsed():.0f} s)', flush=True)
   return rows
 
 
@@ -104,7 +105,8 @@ def main(argv=None):
   p.add_argument('--suites', default=None, help='MJX env-step suites (default: all three; --small: pendulum_group)')
   p.add_argument('--envs', default=None, help='envs per task to time (default 1,8,64,512,4096; --small: 1,4)')
   p.add_argument('--physics', default='mjx', choices=('mjx', 'native'),
-                 help='physics of the KTM epochs (native: a CPU test of the script without MJX compile times)')
+                 help='physics of the KTM epochs and the env-step rows (native: a CPU test of the script without '
+                      'MJX compile times)')
   p.add_argument('--sections', default='td3,ktm,env',
                  help='which measurements, in this order; env:SUITE+SUITE times only those suites (e.g. '
                       'td3,env:halfcheetah_group,ktm,env:benchmark_b+pendulum_group puts the targets first)')
@@ -149,7 +151,7 @@ def main(argv=None):
         suites = section.split(':', 1)[1].split('+') if ':' in section else (args.suites or sizes['suites']).split(',')
         payload.setdefault('env_steps', []).extend(
             env_rows(suites, [int(e) for e in (args.envs or sizes['envs']).split(',')], sizes['env_steps'], budget,
-                     payload['skipped']))
+                     payload['skipped'], args.physics))
     except Exception as e:  # pylint: disable=broad-except
       traceback.print_exc()
       payload['errors'][section] = f'{type(e).__name__}: {e}'

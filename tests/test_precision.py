@@ -189,7 +189,7 @@ def check_gpu_benchmark_small(tmp_path, physics, dtypes=('float32', 'bfloat16'))
   ktm_rows = {(r['dtype'], r['stage'], r['chunk']) for r in data['ktm_epoch']['rows']}
   assert ktm_rows == {(d, s, c) for d in dtypes for s, _, c in gpu.ktm_settings(gpu.SMALL['ktm']['epochs'])}
   assert data['ktm_epoch']['physics'] == physics
-  assert {(r['suite'], r['num_envs']) for r in data['env_steps']} == {('pendulum_group', 1)}
+  assert {(r['suite'], r['num_envs'], r['physics']) for r in data['env_steps']} == {('pendulum_group', 1, physics)}
   assert set(data['projected_hours']) == set(dtypes)
   rates = ([r['updates_per_s'] for r in data['td3_update']['rows']] + [r['epochs_per_s'] for r in data['ktm_epoch']['rows']]
            + [r['env_steps_per_s'] for r in data['env_steps']]
@@ -203,8 +203,8 @@ def check_gpu_benchmark_small(tmp_path, physics, dtypes=('float32', 'bfloat16'))
 
 
 def test_gpu_benchmark_small_writes_every_key(tmp_path):
-  """The CI version: float32 only, KTM epochs on native physics (MJX's compile alone takes minutes on a 2-core CPU);
-  the env-step rows are MJX. Both dtypes: the slow version below."""
+  """The CI version: float32 only, KTM epochs and env-step rows on native physics (MJX's compiles alone take minutes
+  on a 2-core CPU). Both dtypes, and MJX physics: the slow versions below."""
   check_gpu_benchmark_small(tmp_path, 'native', ('float32',))
 
 
