@@ -46,7 +46,7 @@ class LoopConfig:
   seed: int = 0                    # seeds networks, exploration, envs and evaluation
 
   RANGES = dict(eval_every=validate.AT_LEAST_1, eval_episodes=validate.AT_LEAST_1,
-                checkpoint_every=validate.AT_LEAST_1, num_envs=validate.AT_LEAST_1, seed=validate.NON_NEGATIVE_INT)
+                checkpoint_every=validate.AT_LEAST_1, num_envs=validate.AT_LEAST_1, seed=validate.SEED)
 
   def __post_init__(self):
     validate.check(self, self.RANGES)

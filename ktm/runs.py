@@ -175,6 +175,8 @@ def load_run_config(workdir: str) -> dict:
 
 def check_workdir_writable(workdir: str) -> None:
   """The nearest existing ancestor of WORKDIR must be a writable directory (nothing is created here)."""
+  if not workdir:
+    raise ValueError('--workdir is empty: name the run directory')
   path = os.path.abspath(workdir)
   while not os.path.exists(path):
     path = os.path.dirname(path)
