@@ -5,6 +5,7 @@ import json
 import math
 import os
 import sys
+import time
 from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
@@ -35,7 +36,8 @@ class MetricsWriter:
     self._tb = None
     if tensorboard:
       from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
-      self._tb = SummaryWriter(os.path.join(workdir, 'tensorboard'), purge_step=restart_step)
+      self._tb = SummaryWriter(os.path.join(workdir, 'tensorboard'), purge_step=restart_step,
+                               filename_suffix=f'.{time.time_ns()}')   # a name's time is in seconds only
 
   def write(self, step: int, metrics: Mapping[str, object]) -> None:
     row = {'step': int(step), **{k: _scalar(v) for k, v in metrics.items()}}
