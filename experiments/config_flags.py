@@ -119,6 +119,7 @@ def define_run_flags(preset_names: Iterable[str], workdir_help: str) -> None:
   flags.DEFINE_string('benchmark', None, "Suite to train on (default: the preset's): halfcheetah_group "
                       '(Benchmark A), benchmark_b (Benchmark B), pendulum_group, or one task name.')
   flags.DEFINE_string('workdir', None, workdir_help, required=True)
+  flags.register_validator('workdir', lambda v: v != '', message='--workdir is empty: name the run directory')
   flags.DEFINE_enum('backend', 'auto', ['auto', 'mjx', 'native'], 'Physics backend (auto: native MuJoCo through a '
                     'host callback, except MJX on a GPU/TPU from 512 envs per task, where MJX starts to pay).')
   flags.DEFINE_boolean('tensorboard', True, 'Also write TensorBoard event files.')

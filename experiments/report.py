@@ -17,6 +17,7 @@ import sys
 
 from absl import app, flags
 
+from experiments import config_flags
 from ktm.report import build
 
 flags.DEFINE_string('out', None, 'Output directory for REPORT.md, summary.json and the figures.', required=True)
@@ -34,23 +35,21 @@ flags.DEFINE_string('readme', None, 'Rewrite the headline block of each benchmar
 FLAGS = flags.FLAGS
 
 
+@config_flags.user_errors_exit
 def main(argv):
   specs = argv[1:]
   if not specs:
-    raise app.UsageError('give at least one RUN_DIR (or RUN_DIR=LABEL)')
+    raise ValueError('give at least one RUN_DIR (or RUN_DIR=LABEL)')
   random_path = None if FLAGS.random_returns == 'none' else (
       FLAGS.random_returns or os.path.join(FLAGS.out, 'random_returns.json'))
-  try:
-    summary = build.write_report(specs, FLAGS.out, FLAGS.bootstrap_reps, FLAGS.bootstrap_seed,
-                                 command=' '.join(shlex.quote(a) for a in ['python'] + sys.argv),
-                                 auto_teachers=FLAGS.auto_teachers, random_path=random_path,
-                                 x_axis=FLAGS.curve_x, readme=FLAGS.readme)
-  except (FileNotFoundError, ValueError) as e:
-    sys.exit(f'report.py: {e}')
+  summary = build.write_report(specs, FLAGS.out, FLAGS.bootstrap_reps, FLAGS.bootstrap_seed,
+                               command=' '.join(shlex.quote(a) for a in ['python'] + sys.argv),
+                               auto_teachers=FLAGS.auto_teachers, random_path=random_path,
+                               x_axis=FLAGS.curve_x, readme=FLAGS.readme)
   for name, s in summary['benchmarks'].items():
     print(f'{name}: ' + ', '.join(f'{l} ({len(r)} run(s))' for l, r in s['runs'].items()))
   print(f'wrote {FLAGS.out}/REPORT.md')
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=config_flags.parse_flags)

@@ -46,7 +46,7 @@ class LoopConfig:
   seed: int = 0                    # seeds networks, exploration, envs and evaluation
 
   RANGES = dict(eval_every=validate.AT_LEAST_1, eval_episodes=validate.AT_LEAST_1,
-                checkpoint_every=validate.AT_LEAST_1, num_envs=validate.AT_LEAST_1, seed=validate.NON_NEGATIVE_INT)
+                checkpoint_every=validate.AT_LEAST_1, num_envs=validate.AT_LEAST_1, seed=validate.SEED)
 
   def __post_init__(self):
     validate.check(self, self.RANGES)
@@ -461,7 +461,7 @@ def _train(method, suite, eval_suite, aux, cfg, manager, state, sweep, aux_axis,
   if on_start is not None:
     on_start()
   start = time.perf_counter()
-  saves = 0
+  saves, last_saved = 0, restored
   with _StopSignals() as signals:
     while int(state.stage) < len(stages):
       stage, epoch = int(state.stage), int(state.epoch)
@@ -484,10 +484,11 @@ def _train(method, suite, eval_suite, aux, cfg, manager, state, sweep, aux_axis,
       if len(diverged) == sweep.size:
         bad = first_bad_task(member(metrics, 0), suite.task_names)
         which = '' if sweep.size == 1 else f'every member of the sweep (member 0: {sweep.describe(0)}, '
+        kept = (f'the last good checkpoint (epoch {last_saved:,}) is kept' if last_saved is not None else
+                'no checkpoint had been saved yet')
         raise TrainingDiverged(
             f'training diverged (NaN/Inf) in stage {spec.name!r} between epochs {epoch - n} and {epoch} (global '
-            f'{g}), {which}task {bad}{")" if which else ""}; the last good checkpoint is kept and no results were '
-            'written')
+            f'{g}), {which}task {bad}{")" if which else ""}; {kept} and no results were written')
       returns = None
       if epoch % cfg.eval_every == 0 or epoch == spec.epochs:
         g_array = global_arrays(np.int32(g), None, mesh)
@@ -508,7 +509,7 @@ def _train(method, suite, eval_suite, aux, cfg, manager, state, sweep, aux_axis,
                                   or g in boundaries):
         manager.save(g, state, {'history': history, 'wall_seconds': wall_before + time.perf_counter() - start,
                                 'diverged': {str(k): v for k, v in diverged.items()}})
-        saves += 1
+        saves, last_saved = saves + 1, g
       if signals.received and not done:
         raise Interrupted(f'{signals.received} received: stopped at epoch {g:,} with a checkpoint saved; re-run '
                           'the same command to resume' if manager else f'{signals.received} received: stopped at '

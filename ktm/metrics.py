@@ -4,6 +4,8 @@ import csv
 import json
 import math
 import os
+import sys
+import time
 from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
@@ -18,9 +20,11 @@ class MetricsWriter:
   """Appends one row per `write(step, metrics)` to WORKDIR/metrics.csv, metrics.jsonl and TensorBoard events.
 
   The CSV header is fixed by the first row; later rows with new keys still reach JSONL and TensorBoard.
+  `restart_step`: a resumed run's first new step; TensorBoard then hides the events that earlier event files hold
+  from that step on (tensorboardX's purge_step), which the resumed run logs again.
   """
 
-  def __init__(self, workdir: str, tensorboard: bool = True):
+  def __init__(self, workdir: str, tensorboard: bool = True, restart_step: Optional[int] = None):
     os.makedirs(workdir, exist_ok=True)
     self._jsonl = open(os.path.join(workdir, 'metrics.jsonl'), 'a')
     csv_path = os.path.join(workdir, 'metrics.csv')
@@ -32,7 +36,8 @@ class MetricsWriter:
     self._tb = None
     if tensorboard:
       from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
-      self._tb = SummaryWriter(os.path.join(workdir, 'tensorboard'))
+      self._tb = SummaryWriter(os.path.join(workdir, 'tensorboard'), purge_step=restart_step,
+                               filename_suffix=f'.{time.time_ns()}')   # a name's time is in seconds only
 
   def write(self, step: int, metrics: Mapping[str, object]) -> None:
     row = {'step': int(step), **{k: _scalar(v) for k, v in metrics.items()}}
@@ -56,21 +61,52 @@ class MetricsWriter:
       self._tb.close()
 
 
+def _rows(path: str, header: list, body: list, step_of) -> list:
+  """(step, line) per row of a metrics file's lines after its header: a repeat of the CSV header (two processes
+  wrote the run before runs were locked) is dropped with a warning; anything else unreadable, a header with other
+  columns included, is refused, naming the file and line."""
+  rows = []
+  for number, line in enumerate(body, len(header) + 1):
+    if not line.strip():
+      continue
+    if header and line == header[0]:
+      print(f'warning: {path}, line {number}: dropped a repeated header (two processes wrote this run before runs '
+            'were locked)', file=sys.stderr)
+      continue
+    try:
+      rows.append((step_of(line), line))
+    except (ValueError, KeyError, TypeError, IndexError) as e:
+      raise ValueError(f'{path}, line {number}: not a metrics row ({e}); fix or delete the file') from None
+  return rows
+
+
 def drop_rows_after(workdir: str, step: int) -> None:
-  """Removes metrics.jsonl / metrics.csv rows logged after `step` (a resumed run logs those evaluations again)."""
+  """Makes WORKDIR's metrics.jsonl / metrics.csv hold exactly the rows logged up to `step` (the checkpoint a run
+  resumes from; 0 for a fresh start), so that the evaluations after it, which the resumed run logs again, appear
+  once: a last line cut off by a kill is dropped with one warning naming the file, a repeated CSV header is dropped,
+  and a file left with no row is removed (its writer starts it afresh). Each file is rewritten atomically."""
   for name in ('metrics.jsonl', 'metrics.csv'):
     path = os.path.join(workdir, name)
     if not os.path.exists(path):
       continue
     with open(path, newline='') as f:
       lines = f.readlines()
-    if name.endswith('.jsonl'):
-      kept = [l for l in lines if l.strip() and json.loads(l)['step'] <= step]
-    else:
-      kept = lines[:1] + [l for l in lines[1:] if l.strip() and int(next(csv.reader([l]))[0]) <= step]
-    if len(kept) != len(lines):
-      with open(path, 'w', newline='') as f:
-        f.writelines(kept)
+    torn = bool(lines) and not lines[-1].endswith('\n')
+    if torn:
+      print(f'warning: {path}: dropped its last line, cut off when the run was stopped while writing it',
+            file=sys.stderr)
+    complete = lines[:-1] if torn else lines
+    header, body = ([], complete) if name.endswith('.jsonl') else (complete[:1], complete[1:])
+    step_of = (lambda l: int(json.loads(l)['step'])) if name.endswith('.jsonl') else \
+        (lambda l: int(next(csv.reader([l]))[0]))
+    kept = [line for s, line in _rows(path, header, body, step_of) if s <= step]
+    if not kept:
+      os.remove(path)
+    elif header + kept != lines:
+      tmp = path + '.tmp'
+      with open(tmp, 'w', newline='') as f:
+        f.writelines(header + kept)
+      os.replace(tmp, path)
 
 
 def per_task(prefix: str, names: Sequence[str], values) -> Dict[str, float]:

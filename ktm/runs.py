@@ -14,6 +14,7 @@ Teacher runs (method 'ideal') also write WORKDIR/teachers/<Task>/ (see ktm.teach
 of a teacher sweep writes WORKDIR/member_<m>/teachers/.
 """
 
+import contextlib
 import dataclasses
 import errno
 import json
@@ -28,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 
-from ktm import checkpoint, loop, metrics, replay
+from ktm import checkpoint, lock, loop, metrics, replay
 from ktm import sweep as sweep_lib
 from ktm import teachers as teachers_lib
 from ktm.envs import Suite, make_suite
@@ -174,6 +175,8 @@ def load_run_config(workdir: str) -> dict:
 
 def check_workdir_writable(workdir: str) -> None:
   """The nearest existing ancestor of WORKDIR must be a writable directory (nothing is created here)."""
+  if not workdir:
+    raise ValueError('--workdir is empty: name the run directory')
   path = os.path.abspath(workdir)
   while not os.path.exists(path):
     path = os.path.dirname(path)
@@ -245,6 +248,27 @@ def member_dir(workdir: str, m: int) -> str:
   return workdir if m == 0 else os.path.join(workdir, f'member_{m}')
 
 
+@contextlib.contextmanager
+def writing(directory: str, what: str = 'run'):
+  """DIRECTORY's writer lock (ktm.lock) for the block, so that a second command on it stops before it writes.
+  Across the processes of one jax.distributed run, process 0 alone holds it for all of them (the others write only
+  their members' metrics, for the same run); all processes learn its verdict and stop together if it is refused."""
+  if jax.process_count() == 1:
+    with lock.hold(directory, what):
+      yield
+    return
+  held, busy = contextlib.ExitStack(), None
+  if jax.process_index() == 0:
+    try:
+      held.enter_context(lock.hold(directory, what))
+    except lock.DirectoryBusy as e:
+      busy = e
+  if int(multihost_utils.broadcast_one_to_all(np.int32(busy is not None))):
+    raise busy or lock.DirectoryBusy(f'{directory} is in use by another process (process 0 of this run was refused)')
+  with held:
+    yield
+
+
 # ---- host-side reporting ----
 
 class RunReporter(loop.Reporter):
@@ -263,10 +287,11 @@ class RunReporter(loop.Reporter):
   def resumed(self, global_epoch, restored_from):
     if restored_from is not None and jax.process_index() == 0:
       print(f'resuming {self.workdir} from its checkpoint at epoch {restored_from:,} of {self.total:,}')
-    for m in self.members:
-      if restored_from is not None:
-        metrics.drop_rows_after(member_dir(self.workdir, m), global_epoch)
-      self.writers[m] = metrics.MetricsWriter(member_dir(self.workdir, m), tensorboard=self.tensorboard)
+    for m in self.members:     # also without a checkpoint: a run killed before its first leaves rows to drop
+      directory = member_dir(self.workdir, m)
+      metrics.drop_rows_after(directory, global_epoch)
+      restart = global_epoch + 1 if os.path.isdir(os.path.join(directory, 'tensorboard')) else None
+      self.writers[m] = metrics.MetricsWriter(directory, tensorboard=self.tensorboard, restart_step=restart)
     self.done = global_epoch
     self.bar = metrics.Progress(self.total, self.desc, initial=global_epoch,
                                 disable=not self.progress_bar or jax.process_index() > 0)
@@ -403,6 +428,15 @@ def train_teachers(benchmark: str, td3_kwargs: dict, schedule_kwargs: dict, loop
   method = build_method('ideal', TaskInfo.from_suite(suite),
                         dict(cfg=dict(obs_size=suite.obs_size, act_size=suite.act_size, **td3_kwargs),
                              schedule=schedule_kwargs))
+  check_workdir_writable(workdir)
+  with writing(workdir, 'teacher directory'):
+    return _train_teachers(method, benchmark, suite, loop_cfg, workdir, backend, tensorboard, progress_bar,
+                           exit_after_checkpoint, sweep)
+
+
+def _train_teachers(method, benchmark, suite, loop_cfg, workdir, backend, tensorboard, progress_bar,
+                    exit_after_checkpoint, sweep) -> List[dict]:
+  """`train_teachers` once WORKDIR's lock is held."""
   if teachers_lib.complete(workdir):
     raise FileExistsError(f'{teachers_lib.set_path(workdir)} already holds a complete teacher set; use a new '
                           '--workdir (or delete it)')
@@ -516,13 +550,22 @@ def run(method_name: str, benchmark: str, configs: Dict[str, Any], loop_cfg: loo
                     if 'obs_size' in {f.name for f in dataclasses.fields(cls)} else kwargs)
              for name, cls in config_fields(METHODS[method_name]).items() for kwargs in [configs.get(name, {})]}
   method = build_method(method_name, tasks, configs)          # validates every config before any work
-  uses_teachers = any(m.uses_teachers for m in sweep_lib.member_methods(method, sweep))
+  sweep_lib.member_methods(method, sweep)                     # and every member's values
   check_workdir_writable(workdir)
   config = run_config(method, benchmark, loop_cfg, teacher_dir, sweep, init_from)
   if not check_config(workdir, config):                       # before teachers are trained/loaded:
     check_resources(method, suite, workdir, sweep.size, len(jax.devices()))
     if init_from:
       first_stage_checkpoint(init_from, method, config)
+  with writing(workdir):
+    return _run(method_name, benchmark, suite, tasks, configs, method, loop_cfg, workdir, teacher_dir,
+                teacher_preset, backend, tensorboard, progress_bar, exit_after_checkpoint, sweep, init_from)
+
+
+def _run(method_name, benchmark, suite, tasks, configs, method, loop_cfg, workdir, teacher_dir, teacher_preset,
+         backend, tensorboard, progress_bar, exit_after_checkpoint, sweep, init_from) -> dict:
+  """`run` once WORKDIR's lock is held."""
+  uses_teachers = any(m.uses_teachers for m in sweep_lib.member_methods(method, sweep))
   metas = teachers = None
   if uses_teachers or (teacher_dir and teacher_preset is not None):
     metas = ensure_teachers(benchmark, suite, teacher_dir, teacher_preset, backend, tensorboard, progress_bar,

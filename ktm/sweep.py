@@ -16,6 +16,8 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 
+from ktm import validate
+
 SEED = 'seed'
 
 
@@ -86,6 +88,9 @@ def grid(seed: int, num_seeds: int, specs: Sequence[str]) -> Sweep:
   """The grid product of every `--sweep` spec, times `num_seeds` seeds (seed, seed + 1, ...)."""
   if num_seeds < 1:
     raise ValueError(f'--seeds must be >= 1, got {num_seeds}')
+  if seed + num_seeds - 1 > validate.MAX_SEED:
+    raise ValueError(f'--seeds={num_seeds} from --seed={seed} reaches seed {seed + num_seeds - 1}: seeds must be '
+                     f'<= {validate.MAX_SEED}')
   parsed = [parse_spec(s) for s in specs]
   names = [n for n, _ in parsed]
   if len(set(names)) != len(names):

@@ -86,6 +86,8 @@ POSITIVE = greater_than(0)
 NON_NEGATIVE = Rule(lambda x: _real(x) and x >= 0, '>= 0')
 AT_LEAST_1 = at_least(1)
 NON_NEGATIVE_INT = at_least(0)
+MAX_SEED = 2**31 - 1    # seeds go to the compiled program as int32
+SEED = Rule(lambda x: _integer(x) and 0 <= x <= MAX_SEED, f'an integer in [0, {MAX_SEED}]')
 UNIT_INTERVAL_OPEN_LOW = interval(0, 1, low_open=True)
 UNIT_INTERVAL = interval(0, 1)
 SIZES = Rule(lambda x: isinstance(x, (tuple, list)) and len(x) > 0 and all(_integer(h) and h >= 1 for h in x),

@@ -28,7 +28,7 @@ CASE_SECONDS = 60          # a bad input must fail long before any training coul
 @dataclasses.dataclass(frozen=True)
 class Case:
   name: str
-  script: str                 # train_teachers | run_ktm | evaluate
+  script: str                 # train_teachers | run_ktm | evaluate | report
   args: Tuple[str, ...]       # may use {work} {teachers} {run} {root}; --workdir / --checkpoint added if absent
   expect: str                 # substring of the error line (case-insensitive)
   setup: str = ''             # see SETUPS
@@ -36,7 +36,7 @@ class Case:
   xfail: Optional[str] = None
 
 
-T, K, E = 'train_teachers', 'run_ktm', 'evaluate'
+T, K, E, R = 'train_teachers', 'run_ktm', 'evaluate', 'report'
 QUICK = ('--preset=quick', '--progress_bar=false', '--tensorboard=false')
 
 CASES = [
@@ -96,12 +96,26 @@ CASES = [
          setup='corrupt_config'),
     Case('evaluate_agreement_samples_0', E, ('--checkpoint={run}', '--agreement', '--samples=0'), 'samples',
          setup='corrupt_config'),
+    # issue 26: seeds past int32, a user suite that raises, nothing to train, report.py's inputs
+    Case('ktm_seed_beyond_int32', K, QUICK + ('--seed=3000000000',), r'seed = 3000000000 .*2147483647'),
+    Case('teachers_seeds_reach_beyond_int32', T, QUICK + ('--seed=2147483647', '--seeds=2'),
+         'reaches seed 2147483648'),
+    Case('ktm_user_suite_raises_on_import', K, QUICK + ('--benchmark={root}/bad_suite.py:SUITE',),
+         r'bad_suite.py, line 3\): ZeroDivisionError', setup='bad_suite'),
+    Case('ktm_offline_and_online_epochs_0', K, QUICK + ('--offline_epochs=0', '--online_epochs=0'),
+         'nothing would be trained'),
+    Case('report_missing_run_dir', R, ('{root}/missing', '--out={root}/out'), 'missing has no config.json'),
+    Case('report_no_run_dir', R, ('--out={root}/out',), 'at least one RUN_DIR'),
     # the real command line: app.run, flag parsing
     Case('cli_teachers_gamma', T, QUICK + ('--gamma=2',), 'gamma', cli=True),
     Case('cli_ktm_alpha', K, QUICK + ('--alpha=-1',), 'alpha', cli=True),
     Case('cli_evaluate_missing', E, ('--checkpoint={root}/missing',), 'no run directory', cli=True),
     Case('cli_unparsable_int', T, QUICK + ('--batch_size=abc',), 'batch_size', cli=True),
     Case('cli_unknown_backend', E, ('--checkpoint={root}/missing', '--backend=gpu'), 'backend', cli=True),
+    Case('cli_ktm_empty_workdir', K, QUICK + ('--workdir=',), 'workdir is empty', cli=True),
+    Case('cli_teachers_empty_workdir', T, QUICK + ('--workdir=',), 'workdir is empty', cli=True),
+    Case('cli_report_missing_run_dir', R, ('{root}/missing', '--out={root}/out'), 'missing has no config.json',
+         cli=True),
 ]
 
 
@@ -126,6 +140,12 @@ def _setup_other_teachers(root):
     json.dump({'tasks': ['HalfCheetah', 'HalfCheetahBigThigh']}, f)
   with open(os.path.join(path, 'HalfCheetah', 'teacher.json'), 'w') as f:
     json.dump({'task_name': 'HalfCheetah', 'suite_tasks': ['HalfCheetah', 'HalfCheetahBigThigh']}, f)
+
+
+def _setup_bad_suite(root):
+  """{root}/bad_suite.py: a user suite file whose import raises."""
+  with open(os.path.join(root, 'bad_suite.py'), 'w') as f:
+    f.write('from ktm.envs import custom\nSCALE = 2\nSUITE = custom.suite([]) if SCALE / 0 else None\n')
 
 
 def _setup_corrupt_config(root):
@@ -163,7 +183,7 @@ def _teardown(root):
 
 SETUPS = {'': lambda root: None, 'afile': _setup_afile, 'other_run': _setup_other_run,
           'other_teachers': _setup_other_teachers, 'corrupt_config': _setup_corrupt_config,
-          'read_only': _setup_read_only, 'source_run': _setup_source_run}
+          'read_only': _setup_read_only, 'source_run': _setup_source_run, 'bad_suite': _setup_bad_suite}
 
 
 def snapshot(root: str) -> Dict[str, tuple]:
@@ -185,7 +205,7 @@ def argv(case: Case, root: str) -> List[str]:
   paths = dict(root=root, work=os.path.join(root, 'work'), teachers=os.path.join(root, 'teachers'),
                run=os.path.join(root, 'run'))
   args = [a.format(**paths) for a in case.args]
-  if case.script != E and not any(a.startswith('--workdir=') for a in args):
+  if case.script not in (E, R) and not any(a.startswith('--workdir=') for a in args):
     args.append(f'--workdir={paths["work"]}')
   if case.script == K and not any(a.startswith('--teacher_dir=') for a in args):
     args.append(f'--teacher_dir={paths["teachers"]}')
@@ -231,7 +251,7 @@ def results(tmp_path_factory):
     prepared[case.name] = (root, argv(case, root), snapshot(root))
   out = {}
   try:
-    for script in (T, K, E):
+    for script in (T, K, E, R):
       jobs = [(c.name, prepared[c.name][1]) for c in CASES
               if c.script == script and not c.cli and c.name in prepared]
       if jobs:
@@ -355,6 +375,21 @@ def test_help_lists_the_scripts_flags_with_meaning_and_range_and_helpfull_the_re
   assert 'logtostderr' in full.stdout and '--gamma' in full.stdout
 
 
+def test_render_needs_no_opengl_library_for_help_and_names_a_missing_one_in_one_line(tmp_path):
+  """MUJOCO_GL naming a backend MuJoCo cannot load (here an unknown one; a missing libOSMesa fails at the same
+  import): --help still works, and a render stops with one error line naming the fix."""
+  script = os.path.join(ROOT, 'experiments', 'render.py')
+  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=ROOT, MUJOCO_GL='no_such_gl')
+  short = subprocess.run([sys.executable, script, '--help'], capture_output=True, text=True, timeout=120, env=env)
+  assert '--checkpoint:' in short.stdout and 'Traceback' not in short.stderr, short.stderr[-2000:]
+  proc = subprocess.run([sys.executable, script, f'--checkpoint={tmp_path}'], capture_output=True, text=True,
+                        timeout=120, env=env, cwd=tmp_path)
+  assert proc.returncode == 1 and 'Traceback' not in proc.stderr, proc.stderr[-2000:]
+  assert proc.stderr.strip().splitlines() == [l for l in proc.stderr.strip().splitlines() if l.startswith('error: ')]
+  assert 'MUJOCO_GL=no_such_gl' in proc.stderr and 'apt-get install libosmesa6' in proc.stderr
+  assert os.listdir(tmp_path) == []
+
+
 # ---- the driver (this file run as a script) ----
 
 class _CaseTimeout(BaseException):
@@ -379,8 +414,7 @@ def _run_case(module, flag_values, args: List[str]) -> dict:
   rc = 0
   try:
     flag_values.unparse_flags()
-    flag_values([module.__name__] + args)
-    module.main([])
+    module.main(flag_values([module.__name__] + args))      # report.py reads its run directories from argv
   except SystemExit as e:
     rc = e.code if isinstance(e.code, int) else 1
   except BaseException:  # pylint: disable=broad-except  (a traceback is a test failure, reported as such)

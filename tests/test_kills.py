@@ -52,13 +52,20 @@ def final(workdir):
   return learner, teacher_set.states, teacher_set.buffer
 
 
+def metrics_files(workdir):
+  """The student's and the teachers' metrics files, byte for byte (their rows hold no wall times): a resumed run
+  logs each evaluation once, as an uninterrupted one does."""
+  return {os.path.join(d, name): open(os.path.join(workdir, d, name), 'rb').read()
+          for d in ('.', 'teachers_run') for name in ('metrics.jsonl', 'metrics.csv')}
+
+
 @pytest.fixture(scope='module')
 def uninterrupted(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp('full'))
   proc = start(workdir)
   _, err = proc.communicate(timeout=900)
   assert proc.returncode == 0, err[-3000:]
-  return final(workdir)
+  return final(workdir), metrics_files(workdir)
 
 
 def test_random_sigkills_then_resume_end_bit_identical(uninterrupted, tmp_path):
@@ -75,8 +82,9 @@ def test_random_sigkills_then_resume_end_bit_identical(uninterrupted, tmp_path):
   _, err = proc.communicate(timeout=900)
   assert proc.returncode == 0, err[-3000:]
   assert not glob.glob(os.path.join(workdir, 'teachers_run', '.teachers.tmp-*'))   # leftovers cleaned up
-  for got, want in zip(final(workdir), uninterrupted):
+  for got, want in zip(final(workdir), uninterrupted[0]):
     assert tree_equal(got, want)
+  assert metrics_files(workdir) == uninterrupted[1]
 
 
 def test_sigterm_saves_a_checkpoint_and_the_resumed_run_is_bit_identical(uninterrupted, tmp_path):
@@ -95,5 +103,6 @@ def test_sigterm_saves_a_checkpoint_and_the_resumed_run_is_bit_identical(uninter
   out, err = proc.communicate(timeout=900)
   assert proc.returncode == 0, err[-3000:]
   assert 'resuming' in out
-  for got, want in zip(final(workdir), uninterrupted):
+  for got, want in zip(final(workdir), uninterrupted[0]):
     assert tree_equal(got, want)
+  assert metrics_files(workdir) == uninterrupted[1]

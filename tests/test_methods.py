@@ -105,8 +105,11 @@ def test_nan_guard_names_stage_epochs_and_task_and_keeps_the_last_good_checkpoin
   method = NaNAfter(method.tasks, method.cfg, method.ktm)
   workdir = str(tmp_path / 'w')
   with pytest.raises(loop.TrainingDiverged, match=r"stage 'online' between epochs 25 and 30 \(global 30\), task "
-                                                  + suite.task_names[1]):
+                                                  + suite.task_names[1] + r"; the last good checkpoint \(epoch 20\) "
+                                                  "is kept"):
     loop.train(method, suite, eval_suite, None, loop.LoopConfig(**LOOP), workdir)
+  with pytest.raises(loop.TrainingDiverged, match='; no checkpoint had been saved yet and no results'):
+    loop.train(method, suite, eval_suite, None, loop.LoopConfig(**LOOP))     # nothing saved: none is claimed
   from ktm import checkpoint
   manager = checkpoint.CheckpointManager(f'{workdir}/checkpoints')
   assert manager.latest_step() == 20

@@ -325,3 +325,19 @@ def test_run_table_names_corrupted_teachers_and_trust_curves_are_read_and_drawn(
   assert build.figures.plot_trust(tables.summarize([plain], 'toy', tables.load_paper(), reps=50),
                                   str(tmp_path / 'none.png')) == []
   assert not (tmp_path / 'none.png').exists()
+
+
+def test_a_user_suite_benchmark_gets_figure_files_named_without_its_path(tmp_path):
+  """A run of 'DIR/name.py:SUITE' (a user suite): its figures are fig_name_SUITE_*.png in OUT, not a path."""
+  benchmark = str(tmp_path / 'suites' / 'my_suite.py') + ':GROUP'
+  d = tmp_path / 'runs'
+  finals = {'A': 110.0, 'B': 180.0, 'C': 50.0}
+  for name, method in (('ktm', None), ('td3mt', 'td3_mt')):
+    results = dict(student_results(finals, method), benchmark=benchmark)
+    config = dict(ktm_config(), benchmark=benchmark) if method is None else dict(benchmark=benchmark, method=method)
+    write_run(d / name, config, results, curve_rows(finals))
+  out = tmp_path / 'out'
+  build.write_report([str(d / 'ktm'), str(d / 'td3mt')], str(out), reps=50, random_path=None)
+  assert sorted(p.name for p in out.iterdir()) == ['REPORT.md', 'fig_my_suite_GROUP_iqm_table2.png',
+                                                   'fig_my_suite_GROUP_returns_table2.png', 'summary.json']
+  assert '](fig_my_suite_GROUP_returns_table2.png)' in (out / 'REPORT.md').read_text()

@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import jax
 import numpy as np
@@ -93,10 +95,14 @@ def test_main_end_to_end_and_resume_after_kill_is_bit_identical(teacher_dir, ful
   args = [f'--workdir={killed}', f'--teacher_dir={teacher_dir}'] + TINY_KTM
   run_script(args + ['--exit_after_checkpoint=2'], expect_rc=3)     # dies 5 online epochs after checkpoint 40
   assert final_state(killed)[0] == 40
+  with open(os.path.join(killed, 'metrics.jsonl'), 'a') as f:
+    f.write('{"step": 60, "stage": 1.0, "eval_ret')                 # as a kill while the row is written leaves it
   capsys.readouterr()
   main_in_process(args)              # the same command resumes (in this process: full_run's programs are compiled)
-  out = capsys.readouterr().out
+  out, err = capsys.readouterr()
   assert 'resuming' in out and 'epoch 40 of 80' in out
+  assert [l for l in err.splitlines() if l.startswith('warning:')] == [
+      f'warning: {killed}/metrics.jsonl: dropped its last line, cut off when the run was stopped while writing it']
   step, resumed_state, resumed_extra = final_state(killed)
   assert step == 80
   assert tree_equal(resumed_state, full_state)
@@ -105,6 +111,68 @@ def test_main_end_to_end_and_resume_after_kill_is_bit_identical(teacher_dir, ful
   # Evaluations logged between the last checkpoint and the kill are not duplicated after the resume.
   steps = [json.loads(line)['step'] for line in open(os.path.join(killed, 'metrics.jsonl'))]
   assert steps == [20, 40, 60, 80]
+  assert same_metrics(killed, full)
+
+
+def same_metrics(workdir, reference):
+  """WORKDIR's metrics.jsonl and metrics.csv are byte for byte REFERENCE's (rows hold no wall times)."""
+  read = lambda d, name: open(os.path.join(d, name), 'rb').read()
+  return all(read(workdir, name) == read(reference, name) for name in ('metrics.jsonl', 'metrics.csv'))
+
+
+def test_a_run_killed_before_its_first_checkpoint_resumes_with_the_metrics_of_an_uninterrupted_one(
+    teacher_dir, full_run, tmp_path, capsys):
+  """What a kill during the first checkpoint's write leaves (config.json, the evaluation row logged just before,
+  no checkpoint), with a torn CSV row too: the re-run logs every row once, as the uninterrupted run did."""
+  workdir = str(tmp_path / 'w')
+  os.makedirs(workdir)
+  for name, keep in (('config.json', None), ('metrics.jsonl', 1), ('metrics.csv', 2)):
+    lines = open(os.path.join(full_run, name)).read().splitlines(keepends=True)
+    text = ''.join(lines if keep is None else lines[:keep])
+    if name == 'metrics.csv':
+      text += lines[2][:30]                                          # row 40 cut off mid-write
+    open(os.path.join(workdir, name), 'w').write(text)
+  capsys.readouterr()
+  main_in_process([f'--workdir={workdir}', f'--teacher_dir={teacher_dir}'] + TINY_KTM)
+  out, err = capsys.readouterr()
+  assert 'resuming' not in out
+  assert [l for l in err.splitlines() if l.startswith('warning:')] == [
+      f'warning: {workdir}/metrics.csv: dropped its last line, cut off when the run was stopped while writing it']
+  assert same_metrics(workdir, full_run)
+  assert tree_equal(final_state(workdir)[1], final_state(full_run)[1])
+
+
+def test_a_second_process_on_a_run_is_refused_and_the_killed_holders_lock_is_taken_over(
+    teacher_dir, full_run, tmp_path):
+  """Process A holds the run (stopped with SIGSTOP right after it took the lock, so that nothing else changes the
+  directory); B, the same command, stops with one error line naming A and changes no file; A is SIGKILLed (its lock
+  file still names it) and the same command, in this process, takes the run over and ends as the uninterrupted
+  run did, bit for bit, metrics included."""
+  from tests.test_bad_inputs import snapshot  # pylint: disable=import-outside-toplevel
+  workdir = str(tmp_path / 'w')
+  args = [f'--workdir={workdir}', f'--teacher_dir={teacher_dir}'] + TINY_KTM
+  holder = subprocess.Popen([sys.executable, os.path.join(ROOT, 'experiments', 'run_ktm.py')] + args, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  lock_file = os.path.join(workdir, '.ktm-lock')
+  try:
+    while not (os.path.exists(lock_file) and open(lock_file).read().startswith(f'{holder.pid} ')):
+      assert holder.poll() is None, 'the first process ended before it took the lock'
+      time.sleep(0.01)
+    holder.send_signal(signal.SIGSTOP)
+    before = snapshot(workdir)
+    proc = run_script(args, expect_rc=1)
+    assert snapshot(workdir) == before
+    errors = [l for l in proc.stderr.splitlines() if l.startswith('error: ')]
+    since = open(lock_file).read().split()[2]
+    assert len(errors) == 1 and f'in use by another process: PID {holder.pid} on ' in errors[0] \
+        and f'running since {since} ' in errors[0], proc.stderr[-2000:]
+  finally:
+    holder.kill()
+    holder.wait()
+  assert open(lock_file).read().startswith(f'{holder.pid} ')                    # a dead holder's lock file
+  main_in_process(args)
+  assert same_metrics(workdir, full_run)
+  assert tree_equal(final_state(workdir)[1], final_state(full_run)[1])
 
 
 def test_init_from_the_offline_end_equals_training_from_scratch(teacher_dir, full_run, tmp_path):

@@ -8,6 +8,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import traceback
 
 import jax
 from mujoco import rollout as mj_rollout
@@ -29,6 +30,7 @@ SUITES = {
 }
 GYM_SUITES = {}   # name -> gym_suite.GymSuiteDef (ktm.envs.custom.gym_suite)
 SINGLE_TASKS = tuple(tasks_lib.TASKS) + tuple(models_lib.VARIANTS)   # the built-in ones
+_KTM_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _FILE_MODULES = {}   # absolute path -> module, for 'file.py:ATTR' references
 
 
@@ -64,6 +66,12 @@ def _import_module(module: str, reference: str):
     return importlib.import_module(module)
   except (ImportError, FileNotFoundError) as e:
     raise ValueError(f'cannot import the module of suite {reference!r}: {e}') from e
+  except Exception as e:  # pylint: disable=broad-except  (the user's module failed: say where, in one line)
+    frames = [f for f in traceback.extract_tb(e.__traceback__)       # the user's own files, not ours or libraries'
+              if not f.filename.startswith(('<', _KTM_DIR, sys.prefix, sys.base_prefix))]
+    where = f' ({frames[-1].filename}, line {frames[-1].lineno})' if frames else ''
+    raise ValueError(f'importing the module of suite {reference!r} failed{where}: {type(e).__name__}: {e} '
+                     '(KTM_TRACEBACK=1 shows the traceback)') from e
 
 
 def resolve_reference(reference: str):

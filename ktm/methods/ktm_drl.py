@@ -60,6 +60,9 @@ class KTMConfig:
 
   def __post_init__(self):
     validate.check(self, self.RANGES)
+    if self.offline_epochs == self.online_epochs == 0:
+      raise ValueError('KTMConfig.offline_epochs = online_epochs = 0 is not allowed: nothing would be trained '
+                       '(at least one of them must be >= 1)')
     if self.trusting and (self.combine != 'sequential' or self.replay != 'hierarchical'):
       raise ValueError("trust_rule and trust_audit need combine='sequential' and replay='hierarchical'")
     if self.trusting and not self.uses_teachers:

@@ -103,12 +103,12 @@ def benchmark_section(s: tables.BenchmarkSummary, out: str, reps: int, seed: int
               '### Pairwise differences of mean normalized score', '', compare.comparison_table(results), '']
   lines += ['### Budget per method', '', budget.budget_table(s.runs, len(s.tasks)), '']
   for group, labels in figures.figure_groups(s):
-    returns_png, iqm_png = f'fig_{s.benchmark}_returns_{group}.png', f'fig_{s.benchmark}_iqm_{group}.png'
+    returns_png, iqm_png = (figures.file_name(s.benchmark, f'{what}_{group}') for what in ('returns', 'iqm'))
     if figures.plot_returns(s, os.path.join(out, returns_png), labels, x_axis):
       lines += [f'![{s.benchmark} learning curves, {group}]({returns_png})', '']
     if figures.plot_iqm(s, os.path.join(out, iqm_png), min(reps, 500), seed, labels, x_axis):
       lines += [f'![{s.benchmark} IQM normalized score, {group}]({iqm_png})', '']
-  trust_png = f'fig_{s.benchmark}_trust.png'
+  trust_png = figures.file_name(s.benchmark, 'trust')
   if figures.plot_trust(s, os.path.join(out, trust_png), x_axis):
     lines += ["Each teacher's trust (KTM+, ktm/trust.py): the fraction of its samples whose teacher term counted "
               '(the audit gate offline), mean over the epochs before each evaluation:', '',
@@ -128,9 +128,9 @@ def write_report(specs: Sequence[str], out: str, reps: int = 2000, seed: int = 0
   block there; returns the summary dict. random_path: the JSON cache of the uniform-random returns
   (`random_policy.load_or_measure`: benchmarks missing there are measured once and added); None: no normalized
   scores."""
-  os.makedirs(out, exist_ok=True)
   paper = tables.load_paper(paper_path)
   runs = load_runs(specs, auto_teachers=auto_teachers)
+  os.makedirs(out, exist_ok=True)               # once the inputs have been read: a refused report creates nothing
   benchmarks = list(dict.fromkeys(r.benchmark for r in runs))
   random, random_how = {}, 'not measured'
   if random_path:

@@ -7,6 +7,8 @@ step, are drawn at x <= 0 (x = epoch - offline_epochs) in a shaded band. x axis 
 epoch; env steps for teachers).
 """
 
+import os
+import re
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -17,6 +19,15 @@ from ktm.report.tables import BenchmarkSummary
 
 X_LABELS = {'env_steps': 'env steps per task (x <= 0, shaded: offline epochs, no env step)',
             'epochs': 'step (epochs; env steps for teachers)'}
+
+
+def file_name(benchmark: str, what: str) -> str:
+  """'fig_<benchmark>_<what>.png' with the benchmark made a file name: a user suite 'DIR/name.py:SUITE' becomes
+  'name_SUITE', any other character that is not a letter, digit, '.', '_' or '-' an underscore."""
+  if ':' in benchmark:
+    path, _, suite = benchmark.rpartition(':')
+    benchmark = f'{os.path.splitext(os.path.basename(path))[0]}_{suite}'
+  return f'fig_{re.sub(r"[^A-Za-z0-9._-]", "_", benchmark)}_{what}.png'
 
 
 def _pyplot():

@@ -10,6 +10,7 @@ import os
 import re
 from typing import Optional
 
+from ktm.report import figures
 from ktm.report.tables import MISSING, fmt_value, markdown
 
 NAMES = {'halfcheetah_group': 'Benchmark A (8 HalfCheetah morphologies)',
@@ -69,5 +70,5 @@ def read_block(text: str, benchmark: str) -> Optional[str]:
 
 def figure_path(readme: str, out: str, benchmark: str) -> str:
   """The Table 2 IQM figure's path relative to the README's directory."""
-  return os.path.relpath(os.path.join(out, f'fig_{benchmark}_iqm_table2.png'),
+  return os.path.relpath(os.path.join(out, figures.file_name(benchmark, 'iqm_table2')),
                          os.path.dirname(os.path.abspath(readme)))
