@@ -7,8 +7,9 @@ which two processes both see it free. The file holds the holder's `pid host star
 process refused can name it; a file whose process is gone is simply locked again and rewritten. (flock works on
 local file systems and on NFS v4, where Linux maps it to a POSIX lock; it does not lock across hosts on NFS v3.)
 
-A directory the lock had to create, like DIR itself and its missing parents, is removed again when the holder
-leaves on an exception before anything but the lock file was written, so a refused command leaves no trace.
+When the holder leaves on an exception, the lock file is removed if it created it, and so are the directories the
+lock had to create (DIR itself and its missing parents) if nothing else was written there: a refused command
+leaves no trace.
 """
 
 import contextlib
@@ -83,6 +84,7 @@ def hold(directory: str, what: str = 'run') -> Iterator[None]:
   created nothing, when another process holds it. `what` names DIR in that message ('run', 'teacher directory')."""
   directory = os.path.abspath(directory)
   created = _missing_dirs(directory)
+  new_file = not os.path.exists(os.path.join(directory, LOCK_FILE))
   os.makedirs(directory, exist_ok=True)
   fd = _try_lock(directory)
   if fd is None:                       # what we created, the holder needs: nothing to remove
@@ -99,16 +101,18 @@ def hold(directory: str, what: str = 'run') -> Iterator[None]:
     ok = True
   finally:
     if not ok:
-      _remove_created(directory, created)
+      _remove_created(directory, created, new_file)
     os.ftruncate(fd, 0)
     os.close(fd)                       # releases the flock
 
 
-def _remove_created(directory: str, created: List[str]) -> None:
-  """Removes the lock file we hold and the directories in `created`, if nothing else was written there."""
-  if not created or os.listdir(directory) != [LOCK_FILE]:
+def _remove_created(directory: str, created: List[str], new_file: bool) -> None:
+  """Removes the lock file we hold if we created it (`new_file`), then the directories in `created` if nothing
+  else was written there."""
+  if new_file:
+    os.unlink(os.path.join(directory, LOCK_FILE))
+  if not created or os.listdir(directory):
     return
-  os.unlink(os.path.join(directory, LOCK_FILE))
   for path in created:
     try:
       os.rmdir(path)

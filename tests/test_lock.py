@@ -51,16 +51,22 @@ def test_a_start_that_fails_before_writing_removes_the_directories_it_created(tm
     with lock.hold(directory):
       raise ValueError('bad setting')
   assert os.listdir(tmp_path) == []
-  with pytest.raises(ValueError):               # once something was written, everything stays
+  with pytest.raises(ValueError):               # once something was written, it stays (the lock file it made goes)
     with lock.hold(directory):
       open(os.path.join(directory, 'config.json'), 'w').close()
       raise ValueError('later')
-  assert sorted(os.listdir(directory)) == ['.ktm-lock', 'config.json']
+  assert sorted(os.listdir(directory)) == ['config.json']
   existing = str(tmp_path / 'existing')
   os.makedirs(existing)
-  with pytest.raises(ValueError):               # a directory that existed before stays, with its (free) lock file
+  with pytest.raises(ValueError):               # a directory that existed before stays, as it was
     with lock.hold(existing):
       raise ValueError('x')
+  assert os.listdir(existing) == []
+  with lock.hold(existing):                     # a run that ends leaves its (free, emptied) lock file ...
+    pass
+  with pytest.raises(ValueError):               # ... which a later failing start keeps
+    with lock.hold(existing):
+      raise ValueError('y')
   assert os.listdir(existing) == ['.ktm-lock']
 
 
