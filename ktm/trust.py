@@ -120,8 +120,10 @@ def trusted_actor_loss(actor_params: Params, critic_params: Params, teacher: Tea
 # ---- the per-task audit, once before training ----
 
 def audit_rows(size: jnp.ndarray, num: int = AUDIT_SAMPLES) -> jnp.ndarray:
-  """`num` row indices spread evenly over a task's `size` filled rows: floor(j * size / num), j < num."""
-  return (jnp.arange(num) * size) // num
+  """`num` row indices spread evenly over a task's `size` filled rows: floor(j * size / num), j < num, computed as
+  j * (size // num) + j * (size % num) // num so that no int32 product overflows (j * size would past ~500k rows)."""
+  j = jnp.arange(num)
+  return j * (size // num) + (j * (size % num)) // num
 
 
 def audit(teacher_actor: Params, teacher_critic: Params, obs: jnp.ndarray, key: jax.Array,

@@ -197,6 +197,9 @@ def test_audit_against_numpy_and_a_negated_critic_scores_the_complement():
 def test_audit_rows_spread_over_the_filled_rows():
   np.testing.assert_array_equal(trust.audit_rows(jnp.int32(10), 4), [0, 2, 5, 7])
   np.testing.assert_array_equal(trust.audit_rows(jnp.int32(3), 4), [0, 0, 1, 2])
+  big = 1_000_003                                # j * size overflows int32 here
+  np.testing.assert_array_equal(trust.audit_rows(jnp.int32(big)), np.arange(trust.AUDIT_SAMPLES, dtype=np.int64)
+                                * big // trust.AUDIT_SAMPLES)
 
 
 def test_corrupt_replaces_or_negates_only_the_named_teachers():
