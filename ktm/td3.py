@@ -216,6 +216,13 @@ def soft_update_targets(state: TD3State, cfg: TD3Config) -> TD3State:
       target_critic_params=soft_update(state.target_critic_params, state.critic_params, cfg.tau))
 
 
+def update_if(pred: jnp.ndarray, step_fn: Callable[[Any], Tuple[Any, dict]], state: Any) -> Tuple[Any, dict]:
+  """`step_fn(state) -> (state, metrics)` where `pred`, else `state` unchanged and metrics of the same shapes, all
+  zero; one `lax.cond` (a real branch unless `pred` is batched under vmap)."""
+  skipped = jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), jax.eval_shape(step_fn, state)[1])
+  return jax.lax.cond(pred, step_fn, lambda s: (s, skipped), state)
+
+
 def update(state: TD3State, batch: Transition, cfg: TD3Config, action_mask: Optional[jnp.ndarray] = None,
            policy_step: Optional[jnp.ndarray] = None,
            actor_loss_fn: ActorLossFn = actor_loss) -> Tuple[TD3State, dict]:
@@ -234,8 +241,7 @@ def update(state: TD3State, batch: Transition, cfg: TD3Config, action_mask: Opti
   if policy_step is None:
     policy_step = is_policy_step(state.step, cfg)
   delayed = lambda s: update_actor_and_targets(s, cfg, batch.obs, action_mask, actor_loss_fn)
-  skipped_metrics = jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), jax.eval_shape(delayed, state)[1])
-  state, actor_metrics = jax.lax.cond(policy_step, delayed, lambda s: (s, skipped_metrics), state)
+  state, actor_metrics = update_if(policy_step, delayed, state)
   return state.replace(step=state.step + 1), {**metrics, **actor_metrics}
 
 

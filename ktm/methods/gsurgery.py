@@ -140,9 +140,8 @@ def update(state: td3.TD3State, batch: Transition, cfg: td3.TD3Config, action_ma
                                            td3.critic_optimizer(cfg))
   state = state.replace(critic_params=critic_params, critic_opt_state=critic_opt_state, key=key)
   delayed = lambda s: actor_step(s, batch, actor_order_key, cfg, action_masks)
-  skipped = jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), jax.eval_shape(delayed, state)[1])
   policy_step = td3.is_policy_step(state.step, cfg) if policy_step is None else policy_step
-  state, actor_metrics = jax.lax.cond(policy_step, delayed, lambda s: (s, skipped), state)
+  state, actor_metrics = td3.update_if(policy_step, delayed, state)
   metrics = {'critic_loss': metrics['critic_loss'], 'q1': metrics['q1'], 'critic_conflicts': metrics['conflicts'],
              **actor_metrics}
   return state.replace(step=state.step + 1), metrics

@@ -179,8 +179,7 @@ def gated_offline_task_update(student: td3.TD3State, teacher: trust.Teacher, bat
   """`offline_task_update` from teacher k only if it passed its audit (gate_k = 1); else the student unchanged
   (no optimizer step, so Adam's moments do not move it either) and zero loss metrics."""
   run = lambda s: offline_task_update(s, teacher.critic, batch, mask, cfg, teacher_cfg)
-  skipped = jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), jax.eval_shape(run, student)[1])
-  student, metrics = jax.lax.cond(teacher.gate > 0, run, lambda s: (s, skipped), student)
+  student, metrics = td3.update_if(teacher.gate > 0, run, student)
   return student, {**metrics, 'teacher_trust': teacher.gate, 'actor_updates': jnp.ones(()),
                    'teacher_audit': teacher.audit}
 

@@ -253,9 +253,8 @@ def update(state: td3.TD3State, batch: Transition, tasks: base.TaskInfo, cfg: Sh
   state = state.replace(critic_params=critic_params, critic_opt_state=critic_opt_state, key=key)
   actor_loss_fn = lambda a, c, obs, cfg_, mask: actor_loss(a, c, obs, tasks, cfg)
   delayed = lambda s: td3.update_actor_and_targets(s, cfg, batch.obs, None, actor_loss_fn)
-  skipped = jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), jax.eval_shape(delayed, state)[1])
   policy_step = td3.is_policy_step(state.step, cfg) if policy_step is None else policy_step
-  state, actor_metrics = jax.lax.cond(policy_step, delayed, lambda s: (s, skipped), state)
+  state, actor_metrics = td3.update_if(policy_step, delayed, state)
   return state.replace(step=state.step + 1), {**metrics, **actor_metrics}
 
 
