@@ -9,3 +9,9 @@ if not _os.environ.get('KTM_KEEP_XLA_FLAGS') and 'ynn_fusion_type' not in _os.en
   _os.environ['XLA_FLAGS'] = (_os.environ.get('XLA_FLAGS', '') + ' --xla_cpu_experimental_ynn_fusion_type=').strip()
 
 __version__ = '0.1.0'
+
+# KTM_CACHE_CALLBACK_PROGRAMS=1: programs that step the native physics use JAX's persistent cache too
+# (ktm/callback_cache.py; the tests turn it on).
+if _os.environ.get('KTM_CACHE_CALLBACK_PROGRAMS') == '1':
+  from ktm import callback_cache as _callback_cache
+  _callback_cache.enable()

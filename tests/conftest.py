@@ -6,13 +6,14 @@ import os
 # it however short its compile (eager ops compile in ~10-200 ms each, thousands of times over the suite). An entry
 # read while another process is still writing it fails to decompress, and JAX then warns and compiles instead (a size
 # limit would make JAX lock the directory, but then every write lists the whole cache: slower than the compiles).
-# Programs with host callbacks (everything that steps the native physics) are never written by JAX: those are reused
-# only in memory, within one process (see _free_compiled_programs).
+# Programs with host callbacks (everything that steps the native physics), which JAX never writes, are cached too
+# (ktm/callback_cache.py): a tiny run_ktm.py then starts in 16 s instead of 28 s once another process compiled it.
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 os.environ['JAX_COMPILATION_CACHE_DIR'] = os.environ.get('KTM_JAX_CACHE',
                                                          os.path.join(os.path.expanduser('~'), '.cache', 'ktm-jax'))
 os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
 os.environ['JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES'] = '0'
+os.environ['KTM_CACHE_CALLBACK_PROGRAMS'] = '1'
 # Tests run tiny networks for a few steps, so XLA compiles take most of their time. LLVM -O1 code generation compiles
 # the same HLO programs ~1.8x faster than XLA's default -O2 (a 4-member sweep's first run: 34 s -> 19 s on this CPU).
 # Its float results differ from -O2's in the last bits (tiny runs of six methods: parameters within 6e-8, the same
@@ -23,6 +24,7 @@ if '--xla_backend_optimization_level' not in os.environ.get('XLA_FLAGS', ''):
   os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') + ' --xla_backend_optimization_level=1').strip()
 
 import jax  # noqa: E402  (after the environment is set: jax reads the cache settings from it at import)
+import ktm  # noqa: E402,F401  (turns the callback cache on in this process too)
 
 import gc  # noqa: E402
 import json  # noqa: E402
@@ -39,7 +41,7 @@ _LARGE_PROGRAMS = ('test_envs', 'test_envs_parity', 'test_precision')
 @pytest.fixture(autouse=True, scope='module')
 def _free_compiled_programs(request):
   """Keeps compiled programs in memory from module to module (tests that build the same method on the same suite
-  reuse them: programs with host callbacks cannot come from the persistent cache), except after the modules that
+  reuse them without even a cache read and deserialization), except after the modules that
   compile MJX physics, whose programs are large: there JAX's in-memory caches are dropped (the persistent cache still
   serves what it holds)."""
   yield
@@ -48,9 +50,19 @@ def _free_compiled_programs(request):
     gc.collect()
 
 
+# The modules that take longest (measured: tests/profile_tests.py), in the order the two workers should start them.
+# Each module runs whole on one worker (--dist=loadfile): its module fixtures (teacher sets, uninterrupted runs) are
+# built once and its tests reuse each other's compiled programs; the longest go first so neither worker ends alone.
+LONGEST_FIRST = ('test_methods', 'test_sweep', 'test_kills', 'test_run_ktm', 'test_trust', 'test_precision',
+                 'test_bad_inputs', 'test_run_baseline', 'test_envs', 'test_policy', 'test_transfer')
+
+
 def pytest_collection_modifyitems(config, items):
-  """`slow` tests (long versions of tests that also have a short one in the default run) run with KTM_SLOW=1."""
+  """Orders the modules longest first, and skips `slow` tests (long versions of tests that also have a short one in
+  the default run) unless KTM_SLOW=1."""
   del config
+  rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+  items.sort(key=lambda item: rank.get(item.module.__name__.split('.')[-1], len(rank)))   # stable: files keep order
   if os.environ.get('KTM_SLOW') == '1':
     return
   skip = pytest.mark.skip(reason='slow: long version of a tested behaviour; run with KTM_SLOW=1')
