@@ -138,7 +138,8 @@ class Progress:
 
 
 TRAIN_METRICS = ('train_return', 'critic_loss', 'actor_loss', 'q1', 'teacher_q1', 'teacher_q1_term', 'own_q1_term',
-                 'teacher_trust', 'teacher_audit', 'eval_success')   # eval_success: loop.success_rates, if reported
+                 'teacher_trust', 'teacher_audit', 'value_scale',
+                 'eval_success')   # eval_success: loop.success_rates, if reported
 # Metrics of the delayed actor update, zero on the epochs that skip it: logged as their mean over the epochs that
 # took it (their chunk mean divided by the chunk mean of 'actor_updates', 1 where the actor updated, else 0).
 PER_ACTOR_UPDATE = ('teacher_trust',)

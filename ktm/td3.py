@@ -223,26 +223,43 @@ def update_if(pred: jnp.ndarray, step_fn: Callable[[Any], Tuple[Any, dict]], sta
   return jax.lax.cond(pred, step_fn, lambda s: (s, skipped), state)
 
 
+def weighted(loss_fn: Callable, weight: jnp.ndarray) -> Callable:
+  """`loss_fn` (-> (loss, metrics)) with its loss multiplied by `weight`; the metrics keep the unweighted values."""
+  def fn(*args):
+    loss, metrics = loss_fn(*args)
+    return loss * weight, metrics
+  return fn
+
+
+# (state, TD targets [B]) -> (state, critic loss weight, actor loss weight, metrics); see ktm/value_norm.py
+LossWeightsFn = Callable[[Any, jnp.ndarray], Tuple[Any, jnp.ndarray, jnp.ndarray, dict]]
+
+
 def update(state: TD3State, batch: Transition, cfg: TD3Config, action_mask: Optional[jnp.ndarray] = None,
-           policy_step: Optional[jnp.ndarray] = None,
-           actor_loss_fn: ActorLossFn = actor_loss) -> Tuple[TD3State, dict]:
+           policy_step: Optional[jnp.ndarray] = None, actor_loss_fn: ActorLossFn = actor_loss,
+           loss_weights: Optional[LossWeightsFn] = None) -> Tuple[TD3State, dict]:
   """One TD3 update on a batch ([B, ...] fields): a critic step, and every `policy_delay` steps an actor step
   and the target updates (together, under one `lax.cond`).
 
   `policy_step` overrides the delay schedule with a shared boolean; `update_many` passes one so the `lax.cond`
   stays a real branch under `vmap` instead of becoming a select that runs both sides. `actor_loss_fn(actor_params,
   critic_params, obs, cfg, action_mask) -> (loss, metrics)` replaces TD3's actor loss (KTM's Eq. 5 does).
+  `loss_weights`, given the TD targets, multiplies the critic and actor losses (per-task value scaling).
   """
   key, noise_key = jax.random.split(state.key)
   target = td_target(state.target_actor_params, state.target_critic_params, batch, noise_key, cfg, action_mask)
+  critic_loss_fn, weight_metrics = critic_loss, {}
+  if loss_weights is not None:
+    state, critic_weight, actor_weight, weight_metrics = loss_weights(state, target)
+    critic_loss_fn, actor_loss_fn = weighted(critic_loss, critic_weight), weighted(actor_loss_fn, actor_weight)
   critic_params, critic_opt_state, metrics = gradient_step(
-      critic_loss, state.critic_params, state.critic_opt_state, critic_optimizer(cfg), target, batch, cfg)
+      critic_loss_fn, state.critic_params, state.critic_opt_state, critic_optimizer(cfg), target, batch, cfg)
   state = state.replace(critic_params=critic_params, critic_opt_state=critic_opt_state, key=key)
   if policy_step is None:
     policy_step = is_policy_step(state.step, cfg)
   delayed = lambda s: update_actor_and_targets(s, cfg, batch.obs, action_mask, actor_loss_fn)
   state, actor_metrics = update_if(policy_step, delayed, state)
-  return state.replace(step=state.step + 1), {**metrics, **actor_metrics}
+  return state.replace(step=state.step + 1), {**metrics, **actor_metrics, **weight_metrics}
 
 
 def update_many(states: TD3State, batches: Transition, cfg: TD3Config,

@@ -18,7 +18,7 @@ from typing import Any, Optional, Tuple
 import jax
 import jax.numpy as jnp
 
-from ktm import td3, transfer, trust, validate
+from ktm import td3, transfer, trust, validate, value_norm
 from ktm.sweep import static_zero
 from ktm.methods import base
 
@@ -49,6 +49,8 @@ class KTMConfig:
   corrupt_teachers: str = ''           # experiments: 'TASK=random' (a fresh TD3 in place of teacher k) or
                                        # 'TASK=adversarial' (its critics negated), comma-separated; the set on disk
                                        # is not touched
+  value_norm: str = 'none'             # 'scale': every task's losses divided by the running scale of its own
+                                       # targets (ktm/value_norm.py); 'none': the paper
 
   RANGES = dict(offline_epochs=validate.NON_NEGATIVE_INT, online_epochs=validate.NON_NEGATIVE_INT,
                 alpha=validate.NON_NEGATIVE, beta=validate.NON_NEGATIVE,
@@ -56,7 +58,8 @@ class KTMConfig:
                 chunk_steps=validate.AT_LEAST_1, offline_chunk=validate.AT_LEAST_1,
                 online_capacity=validate.AT_LEAST_1, switch_every=validate.AT_LEAST_1,
                 online_start_steps=validate.NON_NEGATIVE_INT, online_adam=validate.one_of('carry', 'fresh'),
-                trust_rule=validate.one_of(*trust.RULES), trust_audit=validate.optional(validate.UNIT_INTERVAL))
+                trust_rule=validate.one_of(*trust.RULES), trust_audit=validate.optional(validate.UNIT_INTERVAL),
+                value_norm=validate.one_of('none', 'scale'))
 
   def __post_init__(self):
     validate.check(self, self.RANGES)
@@ -65,6 +68,8 @@ class KTMConfig:
                        '(at least one of them must be >= 1)')
     if self.trusting and (self.combine != 'sequential' or self.replay != 'hierarchical'):
       raise ValueError("trust_rule and trust_audit need combine='sequential' and replay='hierarchical'")
+    if self.value_norm != 'none' and (self.combine != 'sequential' or self.replay != 'hierarchical'):
+      raise ValueError("value_norm needs combine='sequential' and replay='hierarchical'")
     if self.trusting and not self.uses_teachers:
       raise ValueError('trust_rule and trust_audit weigh the teachers, which this run does not use '
                        '(offline_epochs = 0 and alpha = 0)')
@@ -83,9 +88,17 @@ class KTMConfig:
 
 def offline_task_update(student: td3.TD3State, teacher_critic, batch, mask, cfg: td3.TD3Config,
                         teacher_cfg: td3.TD3Config, critic_loss_fn=transfer.offline_critic_loss,
-                        actor_loss_fn=transfer.offline_actor_loss) -> Tuple[td3.TD3State, dict]:
+                        actor_loss_fn=transfer.offline_actor_loss, scale_task=None) -> Tuple[td3.TD3State, dict]:
   """Lines 5-6: a critic step on Eq. 1, then an actor step on Eq. 2, on task k's batch [B, ...]. (The joint
-  mode passes its summed losses, with all K teachers, batches [K, B, ...] and masks.)"""
+  mode passes its summed losses, with all K teachers, batches [K, B, ...] and masks.) With `scale_task` = k
+  (value_norm 'scale'), teacher k's twin-Q values are folded into task k's statistics and weigh both losses."""
+  weight_metrics = {}
+  if scale_task is not None:
+    teacher_q = td3.twin_q(teacher_critic, *transfer.teacher_inputs(batch.obs, batch.action, teacher_cfg, mask),
+                           teacher_cfg)
+    student, critic_weight, actor_weight, weight_metrics = value_norm.fold_in(student, scale_task, teacher_q)
+    critic_loss_fn = td3.weighted(critic_loss_fn, critic_weight)
+    actor_loss_fn = td3.weighted(actor_loss_fn, actor_weight)
   critic_params, critic_opt, metrics = td3.gradient_step(
       critic_loss_fn, student.critic_params, student.critic_opt_state, td3.critic_optimizer(cfg),
       teacher_critic, batch, cfg, teacher_cfg, mask)
@@ -94,7 +107,7 @@ def offline_task_update(student: td3.TD3State, teacher_critic, batch, mask, cfg:
       teacher_critic, batch.obs, cfg, teacher_cfg, mask)
   student = student.replace(critic_params=critic_params, critic_opt_state=critic_opt, actor_params=actor_params,
                             actor_opt_state=actor_opt)
-  return student, {**metrics, **actor_metrics}
+  return student, {**metrics, **actor_metrics, **weight_metrics}
 
 
 def eq5_actor_loss(teacher_critic, teacher_cfg: td3.TD3Config, ktm_cfg: KTMConfig) -> td3.ActorLossFn:
@@ -104,13 +117,15 @@ def eq5_actor_loss(teacher_critic, teacher_cfg: td3.TD3Config, ktm_cfg: KTMConfi
 
 
 def online_task_update(student: td3.TD3State, teacher_critic, batch, mask, policy_step, cfg: td3.TD3Config,
-                       teacher_cfg: td3.TD3Config, ktm_cfg: KTMConfig,
-                       actor_loss_builder=eq5_actor_loss) -> Tuple[td3.TD3State, dict]:
+                       teacher_cfg: td3.TD3Config, ktm_cfg: KTMConfig, actor_loss_builder=eq5_actor_loss,
+                       scale_task=None) -> Tuple[td3.TD3State, dict]:
   """Lines 16-20: TD3's update (critic on Eq. 3-4 with targets masked by g^k; every `policy_delay` epochs the
   actor and the soft target updates) with Eq. 5 as the actor loss. `student.step` is left to the epoch loop.
-  With batch [K, B, ...], masks [K, 1, A] and `joint_eq5_actor_loss`, this is the joint mode's update."""
+  With batch [K, B, ...], masks [K, 1, A] and `joint_eq5_actor_loss`, this is the joint mode's update. With
+  `scale_task` = k (value_norm 'scale'), the TD targets are folded into task k's statistics and weigh the losses."""
   new, metrics = td3.update(student, batch, cfg, mask, policy_step,
-                            actor_loss_builder(teacher_critic, teacher_cfg, ktm_cfg))
+                            actor_loss_builder(teacher_critic, teacher_cfg, ktm_cfg),
+                            None if scale_task is None else value_norm.task_weights(scale_task))
   return new.replace(step=student.step), metrics
 
 
@@ -175,13 +190,23 @@ def _pick(tree, k):
 
 
 def gated_offline_task_update(student: td3.TD3State, teacher: trust.Teacher, batch, mask, cfg: td3.TD3Config,
-                              teacher_cfg: td3.TD3Config) -> Tuple[td3.TD3State, dict]:
+                              teacher_cfg: td3.TD3Config, scale_task=None) -> Tuple[td3.TD3State, dict]:
   """`offline_task_update` from teacher k only if it passed its audit (gate_k = 1); else the student unchanged
   (no optimizer step, so Adam's moments do not move it either) and zero loss metrics."""
-  run = lambda s: offline_task_update(s, teacher.critic, batch, mask, cfg, teacher_cfg)
+  run = lambda s: offline_task_update(s, teacher.critic, batch, mask, cfg, teacher_cfg, scale_task=scale_task)
   student, metrics = td3.update_if(teacher.gate > 0, run, student)
   return student, {**metrics, 'teacher_trust': teacher.gate, 'actor_updates': jnp.ones(()),
                    'teacher_audit': teacher.audit}
+
+
+def over_tasks(update, student: td3.TD3State, teacher_critics, batches, masks, ktm_cfg: KTMConfig):
+  """Algorithm 1's loop over the K tasks in order (a `lax.scan`): `update(student, teacher_k, batch_k, mask_k)`,
+  given also `scale_task=k` with value_norm on. Returns the student and the metrics [K]."""
+  if ktm_cfg.value_norm == 'none':
+    return jax.lax.scan(lambda s, xs: update(s, *xs), student, (teacher_critics, batches, masks))
+  tasks = jnp.arange(masks.shape[0])
+  return jax.lax.scan(lambda s, xs: update(s, *xs[:3], scale_task=xs[3]), student,
+                      (teacher_critics, batches, masks, tasks))
 
 
 def offline_epoch(student: td3.TD3State, teacher_critics, batches, masks, epoch, cfg: td3.TD3Config,
@@ -191,7 +216,7 @@ def offline_epoch(student: td3.TD3State, teacher_critics, batches, masks, epoch,
   (without one, every teacher is used and this stage is the paper's)."""
   if ktm_cfg.trust_audit is not None:
     update = functools.partial(gated_offline_task_update, cfg=cfg, teacher_cfg=teacher_cfg)
-    return jax.lax.scan(lambda s, xs: update(s, *xs), student, (teacher_critics, batches, masks))
+    return over_tasks(update, student, teacher_critics, batches, masks, ktm_cfg)
   if ktm_cfg.trusting:
     teacher_critics = teacher_critics.critic
   update = functools.partial(offline_task_update, cfg=cfg, teacher_cfg=teacher_cfg)
@@ -199,7 +224,7 @@ def offline_epoch(student: td3.TD3State, teacher_critics, batches, masks, epoch,
     k = active_task(epoch, masks.shape[0], ktm_cfg)
     return update(student, _pick(teacher_critics, k), _pick(batches, k), masks[k])
   if ktm_cfg.combine == 'sequential':
-    return jax.lax.scan(lambda s, xs: update(s, *xs), student, (teacher_critics, batches, masks))
+    return over_tasks(update, student, teacher_critics, batches, masks, ktm_cfg)
   return update(student, teacher_critics, batches, masks, critic_loss_fn=joint_offline_critic_loss,
                 actor_loss_fn=joint_offline_actor_loss)
 
@@ -217,7 +242,7 @@ def online_epoch(student: td3.TD3State, teacher_critics, batches, masks, epoch, 
     k = active_task(epoch, masks.shape[0], ktm_cfg)
     return update(student, _pick(teacher_critics, k), _pick(batches, k), masks[k])
   if ktm_cfg.combine == 'sequential':
-    return jax.lax.scan(lambda s, xs: update(s, *xs), student, (teacher_critics, batches, masks))
+    return over_tasks(update, student, teacher_critics, batches, masks, ktm_cfg)
   return update(student, teacher_critics, batches, masks[:, None, :], actor_loss_builder=joint_eq5_actor_loss)
 
 
@@ -306,7 +331,8 @@ class KTMMethod(base.Method):
     return (trust.Teacher(states.critic_params, states.actor_params, gate, audit), teachers.buffer)
 
   def init(self, key: jax.Array) -> td3.TD3State:
-    return td3.init(key, self.cfg)
+    student = td3.init(key, self.cfg)
+    return student if self.ktm.value_norm == 'none' else value_norm.with_stats(student, self.tasks.num_tasks)
 
   def act(self, learner: td3.TD3State, obs, key, explore: bool):
     masks = jnp.asarray(self.tasks.action_masks)
