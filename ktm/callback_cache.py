@@ -13,12 +13,18 @@ index into the executable's callback list, and XLA can load a serialized executa
 
 The cache key covers the whole program (the callbacks' operand and result shapes included) but not what a callback
 does in Python, and need not: the callbacks bound at load time are this lowering's own.
-It patches three private functions of jax 0.10 (`jax._src.compiler.compile_or_get_cached`, `_cache_write`,
-`jax._src.compilation_cache.get_executable_and_time`); with another JAX whose functions differ it does nothing and
-says so. Opt-in: `KTM_CACHE_CALLBACK_PROGRAMS=1` (import ktm) or `enable()`; the tests turn it on.
+
+It also makes cache writes atomic (a temporary file, then a rename): JAX writes an entry in place, so with many
+processes on one cache a reader could meet a half-written entry, and a process killed mid-write left a cut one.
+
+It patches private functions of jax 0.10 (`jax._src.compiler.compile_or_get_cached`, `_cache_write`,
+`jax._src.compilation_cache.get_executable_and_time`, `jax._src.lru_cache.LRUCache.put`); with another JAX whose
+functions differ it does nothing and says so. Opt-in: `KTM_CACHE_CALLBACK_PROGRAMS=1` (import ktm) or `enable()`;
+the tests turn it on.
 """
 
 import inspect
+import os
 import threading
 import warnings
 
@@ -37,13 +43,14 @@ def enable() -> bool:
   global _enabled
   if _enabled:
     return True
-  from jax._src import compilation_cache, compiler   # pylint: disable=import-outside-toplevel
+  from jax._src import compilation_cache, compiler, lru_cache   # pylint: disable=import-outside-toplevel
   expected = {compiler.compile_or_get_cached: ['backend', 'computation', 'devices', 'compile_options',
                                                'host_callbacks', 'executable_devices', 'pgle_profiler'],
               compiler._cache_write: ['cache_key', 'compile_time_secs', 'module_name', 'backend', 'executable',
                                       'host_callbacks'],
               compilation_cache.get_executable_and_time: ['cache_key', 'compile_options', 'backend',
-                                                          'executable_devices']}
+                                                          'executable_devices'],
+              lru_cache.LRUCache.put: ['self', 'key', 'value']}
   if any(list(inspect.signature(fn).parameters) != params for fn, params in expected.items()):
     warnings.warn('ktm.callback_cache: this JAX version differs from the one it patches (0.10); programs with host '
                   'callbacks are compiled in every process as usual')
@@ -76,7 +83,21 @@ def enable() -> bool:
     return backend.deserialize_executable(serialized, executable_devices, compile_options,
                                           host_callbacks=list(callbacks)), compile_time
 
+  put = lru_cache.LRUCache.put
+
+  def atomic_put(cache, key, value):
+    if cache.eviction_enabled:              # JAX then holds a file lock around its own write
+      return put(cache, key, value)
+    path = cache.path / f'{key}{lru_cache._CACHE_SUFFIX}'
+    if path.exists():
+      return None
+    temporary = path.with_name(f'.{path.name}.{os.getpid()}.{threading.get_ident()}.tmp')
+    temporary.write_bytes(value)
+    os.replace(temporary, path)
+    return None
+
   compiler.compile_or_get_cached = compile_with_callbacks
+  lru_cache.LRUCache.put = atomic_put
   compiler._cache_write = write_with_callbacks
   compilation_cache.get_executable_and_time = read_with_callbacks
   _enabled = True

@@ -1,5 +1,6 @@
 """ktm/callback_cache.py: a program with a host callback is compiled once and then loaded from the persistent cache
-by other processes, bound to THEIR callbacks; a process without the patch never loads it (it would crash)."""
+by other processes, bound to THEIR callbacks; a process without the patch never loads it (it would crash); entries
+are written atomically."""
 
 import os
 import subprocess
@@ -43,5 +44,6 @@ def test_a_callback_program_is_loaded_from_the_cache_with_the_loading_process_ca
   # sum(2 * [0, 1, 2, 3] * factor) + 1
   assert run(cache, 2.0, patched=True) == ['25.0', 'compiled']
   assert any(name.startswith('cb-') for name in os.listdir(cache))
+  assert not any(name.endswith('.tmp') for name in os.listdir(cache))      # written atomically: no leftovers
   assert run(cache, 3.0, patched=True) == ['37.0', 'hit']           # this process's callback, not the writer's
   assert run(cache, 3.0, patched=False) == ['37.0', 'compiled']     # JAX alone never reads a cb- entry
