@@ -30,7 +30,7 @@ from ktm.envs import gym_suite as gym_suite_lib
 from ktm.envs import models as models_lib
 from ktm.envs import registry
 from ktm.envs import tasks as tasks_lib
-from ktm.envs.types import Readout
+from ktm.envs.types import Group, Readout, SuiteDef  # noqa: F401  (Group, SuiteDef: this module's API)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,24 +41,6 @@ class Edit:
   size: tuple[tuple[str, float], ...] = ()
   length: tuple[tuple[str, float], ...] = ()
   density: tuple[tuple[str, float], ...] = ()
-
-
-@dataclasses.dataclass(frozen=True)
-class Group:
-  """Tasks sharing one kinematic tree (stepped together): a base task and/or its registered variants."""
-  base: str
-  names: tuple[str, ...]
-
-
-@dataclasses.dataclass(frozen=True)
-class SuiteDef:
-  """A registered suite: `make_suite(suite_def)` or `make_suite('module:ATTR')` builds it."""
-  name: str
-  groups: tuple[tuple[str, ...], ...]
-
-  @property
-  def task_names(self) -> tuple[str, ...]:
-    return tuple(n for g in self.groups for n in g)
 
 
 def _fail(message: str):

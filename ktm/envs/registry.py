@@ -18,6 +18,7 @@ from ktm.envs import models as models_lib
 from ktm.envs import task_id
 from ktm.envs import tasks as tasks_lib
 from ktm.envs.suite import Suite, _group_info
+from ktm.envs.types import Group, SuiteDef
 
 BENCHMARK_B = ('Ant', 'Hopper', 'Walker2d', 'HalfCheetah', 'InvertedPendulum',
                'InvertedDoublePendulum')
@@ -112,10 +113,9 @@ def _gym_definition(name):
 
 def _groups_of(obj, reference: str) -> list[tuple[str, ...]]:
   """Groups of a user object: a custom.SuiteDef, custom.Group, TaskSpec or a registered name."""
-  from ktm.envs import custom  # pylint: disable=g-import-not-at-top
-  if isinstance(obj, custom.SuiteDef):
+  if isinstance(obj, SuiteDef):
     return [tuple(g) for g in obj.groups]
-  if isinstance(obj, custom.Group):
+  if isinstance(obj, Group):
     return [obj.names]
   if isinstance(obj, tasks_lib.TaskSpec):
     return [(obj.name,)]

@@ -1,5 +1,6 @@
-"""Pytrees shared by the multi-task suites and their physics backends."""
+"""Types shared by the multi-task suites, their physics backends and the user definitions (ktm/envs/custom.py)."""
 
+import dataclasses
 from typing import Any
 
 import flax.struct
@@ -62,3 +63,21 @@ class StepOutput:
   done: jnp.ndarray
   episode_return: jnp.ndarray
   success: jnp.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+  """Tasks sharing one kinematic tree (stepped together): a base task and/or its registered variants."""
+  base: str
+  names: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class SuiteDef:
+  """A registered suite: `make_suite(suite_def)` or `make_suite('module:ATTR')` builds it."""
+  name: str
+  groups: tuple[tuple[str, ...], ...]
+
+  @property
+  def task_names(self) -> tuple[str, ...]:
+    return tuple(n for g in self.groups for n in g)
