@@ -46,33 +46,48 @@ def init(num_tasks: int) -> Stats:
   return Stats(mean=zeros, second=zeros, count=jnp.zeros(num_tasks, jnp.int32))
 
 
-def with_stats(state: td3.TD3State, num_tasks: int) -> ScaledTD3State:
-  return ScaledTD3State(**{name: getattr(state, name) for name in td3.TD3State.__dataclass_fields__},
-                        value_stats=init(num_tasks))
+def with_stats(state: Any, num_tasks: int, scaled_cls=ScaledTD3State) -> Any:
+  """`state` (a TD3State, or the learner class `scaled_cls` extends) with fresh statistics for K tasks."""
+  fields = [name for name in scaled_cls.__dataclass_fields__ if name != 'value_stats']
+  return scaled_cls(**{name: getattr(state, name) for name in fields}, value_stats=init(num_tasks))
+
+
+def _move(average: jnp.ndarray, batch_value: jnp.ndarray) -> jnp.ndarray:
+  return (1.0 - RATE) * average + RATE * batch_value
 
 
 def update(stats: Stats, task: Any, targets: jnp.ndarray) -> Stats:
-  """Folds task `task`'s batch of targets (any shape) into its statistics; the other tasks' are unchanged."""
-  mean = (1.0 - RATE) * stats.mean[task] + RATE * jnp.mean(targets)
-  second = (1.0 - RATE) * stats.second[task] + RATE * jnp.mean(jnp.square(targets))
-  return Stats(mean=stats.mean.at[task].set(mean), second=stats.second.at[task].set(second),
+  """Folds task `task`'s batch of targets (any shape) into its statistics, the other tasks' unchanged; with
+  task None, every task's batch at once (targets [K, ...])."""
+  if task is None:
+    axes = tuple(range(1, targets.ndim))
+    return Stats(mean=_move(stats.mean, jnp.mean(targets, axis=axes)),
+                 second=_move(stats.second, jnp.mean(jnp.square(targets), axis=axes)), count=stats.count + 1)
+  return Stats(mean=stats.mean.at[task].set(_move(stats.mean[task], jnp.mean(targets))),
+               second=stats.second.at[task].set(_move(stats.second[task], jnp.mean(jnp.square(targets)))),
                count=stats.count.at[task].add(1))
 
 
-def scale(stats: Stats, task: Any) -> jnp.ndarray:
-  """s_k: the debiased standard deviation of task k's targets, at least MIN_SCALE (MIN_SCALE before any batch)."""
-  debias = -jnp.expm1(stats.count[task].astype(jnp.float32) * jnp.log1p(-RATE))   # 1 - (1 - RATE)^n, no cancellation
-  safe = jnp.where(stats.count[task] > 0, debias, 1.0)
-  mean, second = stats.mean[task] / safe, stats.second[task] / safe
+def scales(stats: Stats) -> jnp.ndarray:
+  """s_k [K]: the debiased standard deviation of each task's targets, at least MIN_SCALE (MIN_SCALE before any
+  batch)."""
+  debias = -jnp.expm1(stats.count.astype(jnp.float32) * jnp.log1p(-RATE))   # 1 - (1 - RATE)^n, no cancellation
+  safe = jnp.where(stats.count > 0, debias, 1.0)
+  mean, second = stats.mean / safe, stats.second / safe
   return jnp.maximum(jnp.sqrt(jnp.maximum(second - mean * mean, 0.0)), MIN_SCALE)
 
 
-def fold_in(state: ScaledTD3State, task: Any, targets: jnp.ndarray) -> Tuple[ScaledTD3State, jnp.ndarray,
-                                                                               jnp.ndarray, dict]:
-  """Folds task `task`'s batch of targets into the learner's statistics; returns the learner, the critic and actor
-  loss weights 1 / s_k^2 and 1 / s_k, and metrics ({'value_scale': s_k})."""
+def scale(stats: Stats, task: Any) -> jnp.ndarray:
+  """s_k of task `task`."""
+  return scales(stats)[task]
+
+
+def fold_in(state: Any, task: Any, targets: jnp.ndarray) -> Tuple[Any, jnp.ndarray, jnp.ndarray, dict]:
+  """Folds task `task`'s batch of targets (with task None: every task's, targets [K, ...]) into the learner's
+  statistics; returns the learner, the critic and actor loss weights 1 / s_k^2 and 1 / s_k ([K] for task None),
+  and metrics ({'value_scale': s_k})."""
   stats = update(state.value_stats, task, targets)
-  s = scale(stats, task)
+  s = scales(stats) if task is None else scale(stats, task)
   return state.replace(value_stats=stats), 1.0 / jnp.square(s), 1.0 / s, {'value_scale': s}
 
 

@@ -1,17 +1,17 @@
-"""Per-task value scaling (ktm/value_norm.py, KTMConfig.value_norm='scale') against float64 numpy: the statistics,
-their source (teacher k's twin Q offline, the TD targets online), the weights 1/s^2 and 1/s, per-task isolation,
-and the paper's update where every scale is at its floor."""
+"""Per-task value scaling (ktm/value_norm.py, `value_norm='scale'`) against float64 numpy: the statistics, their
+source (teacher k's twin Q offline, the TD targets online), the weights 1/s^2 and 1/s, per-task isolation, and the
+published update where every scale is at its floor; for KTM-DRL / TD3-MT, SAC-MT, SharedNet and G-Surgery."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ktm import td3, transfer, value_norm
-from ktm.methods import ktm_drl
+from ktm import replay, td3, transfer, value_norm
+from ktm.methods import base, gsurgery, ktm_drl, sac, sharednet
 from tests import numpy_ref
 from tests.test_td3 import _plain, perturbed, tree_equal
-from tests.test_transfer import STUDENT, three_tasks
+from tests.test_transfer import B, STUDENT, three_tasks
 
 SCALED = ktm_drl.KTMConfig(value_norm='scale')
 
@@ -114,3 +114,50 @@ def test_value_norm_needs_the_sequential_hierarchical_loop_and_leaves_the_output
     ktm_drl.KTMConfig(value_norm='scale', combine='joint')
   with pytest.raises(ValueError, match='value_norm'):
     ktm_drl.KTMConfig(value_norm='popart')
+
+
+# ---- the baselines: SAC-MT (sequential and joint), SharedNet, G-Surgery ----
+
+TASKS = base.TaskInfo(('a', 'b', 'c'), (4, 3, 2), (1, 3, 2))
+SMALL = dict(hidden_sizes=(8, 8), batch_size=B, gamma=1e-9)     # gamma ~ 0: task k's targets are its rewards
+BASELINES = {
+    'sac_mt': lambda norm: sac.SACMethod(TASKS, sac.SACConfig(**SMALL, value_norm=norm)),
+    'sac_mt_joint': lambda norm: sac.SACMethod(TASKS, sac.SACConfig(**SMALL, combine='joint', value_norm=norm)),
+    'sharednet': lambda norm: sharednet.SharedNetMethod(TASKS, sharednet.SharedNetConfig(**SMALL, value_norm=norm)),
+    'gsurgery': lambda norm: gsurgery.GSurgeryMethod(TASKS, gsurgery.GSurgeryConfig(
+        obs_size=TASKS.obs_size, act_size=TASKS.act_size, **SMALL, value_norm=norm)),
+}
+
+
+def base_fields(state):
+  return {name: getattr(state, name) for name in state.__dataclass_fields__ if name != 'value_stats'}
+
+
+@pytest.mark.parametrize('name', sorted(BASELINES))
+def test_baselines_scale_each_tasks_losses_by_its_own_targets(name):
+  """One update: value_scale per task is the std of its batch's rewards (numpy); the losses are weighted (the
+  update differs from the published one); with every scale at the floor it is the published update bit for bit."""
+  scaled_method, plain_method = BASELINES[name]('scale'), BASELINES[name]('none')
+  key = jax.random.key(5)
+  learner = scaled_method.init(key)
+  assert tree_equal(base_fields(learner), base_fields(plain_method.init(key)))
+  ks = jax.random.split(jax.random.key(6), 4)
+  masks = jnp.asarray(TASKS.action_masks)
+  batch = replay.Transition(obs=jax.random.normal(ks[0], (3, B, TASKS.obs_size)),
+                            action=jnp.tanh(jax.random.normal(ks[1], (3, B, TASKS.act_size))) * masks[:, None],
+                            reward=jax.random.normal(ks[2], (3, B)),
+                            next_obs=jax.random.normal(ks[3], (3, B, TASKS.obs_size)), terminated=jnp.zeros((3, B)))
+  update = lambda method, state, b: jax.jit(method.update, static_argnums=3)(state, b, None, 0, jnp.int32(1),
+                                                                              jnp.int32(1))
+  loud = batch.replace(reward=batch.reward * jnp.asarray([[100.0], [0.5], [30.0]]))
+  scaled, metrics = update(scaled_method, learner, loud)
+  scales = [np_scale([np.asarray(loud.reward[k], np.float64)]) for k in range(3)]
+  assert scales[0] > 10 and scales[1] == value_norm.MIN_SCALE
+  np.testing.assert_allclose(metrics['value_scale'], scales, rtol=1e-4)
+  plain, _ = update(plain_method, plain_method.init(key), loud)
+  assert not tree_equal(scaled.critic_params, plain.critic_params)
+  quiet = batch.replace(reward=batch.reward * 0.1)
+  scaled, metrics = update(scaled_method, learner, quiet)
+  plain, _ = update(plain_method, plain_method.init(key), quiet)
+  np.testing.assert_array_equal(metrics['value_scale'], [1.0, 1.0, 1.0])
+  assert tree_equal(base_fields(scaled), base_fields(plain))

@@ -19,7 +19,7 @@ import jax.flatten_util
 import jax.numpy as jnp
 import optax
 
-from ktm import td3
+from ktm import td3, validate, value_norm
 from ktm.methods import base
 from ktm.replay import Transition
 
@@ -99,22 +99,32 @@ def act(state: td3.TD3State, obs: jnp.ndarray, key: jax.Array, explore: bool, cf
   return td3.policy(state.actor_params, obs, cfg, masks)
 
 
-def _task_critic_loss(critic_params: Params, target: jnp.ndarray, batch: Transition, cfg: td3.TD3Config):
-  """Task k's critic loss (batch [B, ...], target [B])."""
-  return td3.critic_loss(critic_params, target, batch, cfg)
+@dataclasses.dataclass(frozen=True)
+class GSurgeryConfig(td3.TD3Config):
+  """TD3's settings, and per-task value scaling."""
+  value_norm: str = 'none'           # 'scale': every task's losses divided by the running scale of its own targets
+                                     # (ktm/value_norm.py), before PCGrad; 'none': as published
+
+  RANGES = dict(td3.TD3Config.RANGES, value_norm=validate.one_of('none', 'scale'))
 
 
-def _task_actor_loss(actor_params: Params, critic_params: Params, obs: jnp.ndarray, mask: jnp.ndarray,
+def _task_critic_loss(critic_params: Params, target: jnp.ndarray, batch: Transition, weight, cfg: td3.TD3Config):
+  """Task k's critic loss (batch [B, ...], target [B]), times `weight` (1, or 1 / s_k^2 with value scaling)."""
+  return td3.weighted(td3.critic_loss, weight)(critic_params, target, batch, cfg)
+
+
+def _task_actor_loss(actor_params: Params, critic_params: Params, obs: jnp.ndarray, mask: jnp.ndarray, weight,
                      cfg: td3.TD3Config):
-  """Task k's actor loss on its own obs [B, obs_size] with its mask g^k [act_size]."""
-  return td3.actor_loss(actor_params, critic_params, obs, cfg, mask)
+  """Task k's actor loss on its own obs [B, obs_size] with its mask g^k [act_size], times `weight`."""
+  return td3.weighted(td3.actor_loss, weight)(actor_params, critic_params, obs, cfg, mask)
 
 
 def actor_step(state: td3.TD3State, batch: Transition, key: jax.Array, cfg: td3.TD3Config,
-               action_masks: jnp.ndarray) -> Tuple[td3.TD3State, dict]:
-  """The delayed part: one PCGrad actor step on the K tasks' actor losses, then the soft target updates."""
-  loss = lambda a, obs, mask: _task_actor_loss(a, state.critic_params, obs, mask, cfg)
-  grads, metrics = pcgrad(loss, state.actor_params, key, batch.obs, action_masks)
+               action_masks: jnp.ndarray, weights: jnp.ndarray) -> Tuple[td3.TD3State, dict]:
+  """The delayed part: one PCGrad actor step on the K tasks' actor losses (times weights [K]), then the soft
+  target updates."""
+  loss = lambda a, obs, mask, w: _task_actor_loss(a, state.critic_params, obs, mask, w, cfg)
+  grads, metrics = pcgrad(loss, state.actor_params, key, batch.obs, action_masks, weights)
   actor_params, actor_opt_state = _apply(grads, state.actor_params, state.actor_opt_state, td3.actor_optimizer(cfg))
   state = state.replace(actor_params=actor_params, actor_opt_state=actor_opt_state)
   return td3.soft_update_targets(state, cfg), {'actor_loss': metrics['actor_loss'],
@@ -134,16 +144,20 @@ def update(state: td3.TD3State, batch: Transition, cfg: td3.TD3Config, action_ma
   noise_keys = jax.random.split(noise_key, action_masks.shape[0])
   targets = jax.vmap(lambda b, k, m: td3.td_target(state.target_actor_params, state.target_critic_params, b, k,
                                                     cfg, m))(batch, noise_keys, action_masks)      # [K, B]
-  loss = lambda c, y, b: _task_critic_loss(c, y, b, cfg)
-  grads, metrics = pcgrad(loss, state.critic_params, critic_order_key, targets, batch)
+  ones = jnp.ones(action_masks.shape[0])
+  critic_weights, actor_weights, weight_metrics = ones, ones, {}
+  if isinstance(state, value_norm.ScaledTD3State):        # value_norm 'scale' (the learner carries the statistics)
+    state, critic_weights, actor_weights, weight_metrics = value_norm.fold_in(state, None, targets)
+  loss = lambda c, y, b, w: _task_critic_loss(c, y, b, w, cfg)
+  grads, metrics = pcgrad(loss, state.critic_params, critic_order_key, targets, batch, critic_weights)
   critic_params, critic_opt_state = _apply(grads, state.critic_params, state.critic_opt_state,
                                            td3.critic_optimizer(cfg))
   state = state.replace(critic_params=critic_params, critic_opt_state=critic_opt_state, key=key)
-  delayed = lambda s: actor_step(s, batch, actor_order_key, cfg, action_masks)
+  delayed = lambda s: actor_step(s, batch, actor_order_key, cfg, action_masks, actor_weights)
   policy_step = td3.is_policy_step(state.step, cfg) if policy_step is None else policy_step
   state, actor_metrics = td3.update_if(policy_step, delayed, state)
   metrics = {'critic_loss': metrics['critic_loss'], 'q1': metrics['q1'], 'critic_conflicts': metrics['conflicts'],
-             **actor_metrics}
+             **actor_metrics, **weight_metrics}
   return state.replace(step=state.step + 1), metrics
 
 
@@ -152,7 +166,7 @@ def update(state: td3.TD3State, batch: Transition, cfg: td3.TD3Config, action_ma
 @dataclasses.dataclass(frozen=True)
 class GSurgeryMethod(base.Method):
   """PCGrad on a multi-task TD3 student (padded sizes, g^k masks); config = TD3's, one 'train' stage."""
-  cfg: td3.TD3Config
+  cfg: GSurgeryConfig
   schedule: base.OffPolicySchedule = base.OffPolicySchedule()
 
   name = 'gsurgery'
@@ -164,7 +178,10 @@ class GSurgeryMethod(base.Method):
 
 
   def init(self, key):
-    return init(key, self.cfg)
+    state = init(key, self.cfg)
+    if getattr(self.cfg, 'value_norm', 'none') == 'none':     # a plain td3.TD3Config has no value scaling
+      return state
+    return value_norm.with_stats(state, self.tasks.num_tasks)
 
   def act(self, learner, obs, key, explore):
     return act(learner, obs, key, explore, self.cfg, jnp.asarray(self.tasks.action_masks))

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ktm import networks, td3, validate
+from ktm import networks, td3, validate, value_norm
 from ktm.methods import base
 from ktm.replay import Transition
 
@@ -59,8 +59,11 @@ class SACConfig:
   combine: str = 'sequential'        # 'sequential' (K optimizer steps per epoch) or 'joint' (one, summed losses)
   max_grad_norm: Optional[float] = None  # global-norm gradient clipping of actor and critics; None = off (as SAC)
   compute_dtype: str = 'float32'     # matmul inputs: 'float32' or 'bfloat16' (float32 accumulation; see networks)
+  value_norm: str = 'none'           # 'scale': every task's losses divided by the running scale of its own targets
+                                     # (ktm/value_norm.py); 'none': as published
 
   RANGES = dict(  # allowed values (checked in __post_init__, shown by --help); see ktm/validate.py
+      value_norm=validate.one_of('none', 'scale'),
       hidden_sizes=validate.SIZES, actor_lr=validate.POSITIVE, critic_lr=validate.POSITIVE,
       alpha_lr=validate.POSITIVE, gamma=validate.UNIT_INTERVAL_OPEN_LOW, tau=validate.UNIT_INTERVAL_OPEN_LOW,
       batch_size=validate.AT_LEAST_1, init_temperature=validate.POSITIVE,
@@ -89,6 +92,12 @@ class SACState:
   alpha_opt_state: optax.OptState  # K independent Adam states stacked on a leading axis
   step: jnp.ndarray               # int32 [], updates done so far
   key: jax.Array
+
+
+@flax.struct.dataclass
+class ScaledSACState(SACState):
+  """SAC-MT's learner with its tasks' target statistics (value_norm 'scale')."""
+  value_stats: value_norm.Stats
 
 
 class GaussianActor(nn.Module):
@@ -223,35 +232,43 @@ def target_entropies(tasks: base.TaskInfo, cfg: SACConfig) -> jnp.ndarray:
 
 # ---- one update over the K tasks ----
 
-def _sum_over_tasks(loss_fn, num_param_args: int):
-  """Lifts a one-task loss `loss_fn(*params, *task_args) -> (loss, metrics)` to the sum over tasks: the task
-  arguments gain a leading [K] axis, the parameters are shared; metrics become [K]."""
+def _sum_over_tasks(loss_fn, num_param_args: int, weights=None):
+  """Lifts a one-task loss `loss_fn(*params, *task_args) -> (loss, metrics)` to the sum over tasks (times weights
+  [K] if given): the task arguments gain a leading [K] axis, the parameters are shared; metrics become [K]."""
   def lifted(*args):
     in_axes = (None,) * num_param_args + (0,) * (len(args) - num_param_args)
     losses, metrics = jax.vmap(loss_fn, in_axes=in_axes)(*args)
-    return jnp.sum(losses), metrics
+    return jnp.sum(losses if weights is None else losses * weights), metrics
   return lifted
 
 
 def _step(state: SACState, batch: Transition, masks: jnp.ndarray, entropies: jnp.ndarray, active: jnp.ndarray,
-          log_alpha: jnp.ndarray, key: jax.Array, cfg: SACConfig, joint: bool) -> Tuple[SACState, dict]:
+          log_alpha: jnp.ndarray, key: jax.Array, cfg: SACConfig, joint: bool, task=None) -> Tuple[SACState, dict]:
   """Critic step, actor step (on the updated critics), temperature step, target update (Algorithm 1's order).
 
-  One task (joint=False): batch [B, ...], masks [A], entropies [], log_alpha []. All tasks summed (joint=True):
-  batch [K, B, ...], masks [K, A], entropies [K], log_alpha [K]. `active` [K] marks the temperatures to update.
+  One task (joint=False, its index `task`): batch [B, ...], masks [A], entropies [], log_alpha []. All tasks summed
+  (joint=True): batch [K, B, ...], masks [K, A], entropies [K], log_alpha [K]. `active` [K] marks the temperatures
+  to update. A `ScaledSACState` weighs the critic and actor losses by its tasks' value scales (ktm/value_norm.py).
   """
   target_key, actor_key = jax.random.split(key)
-  lift = _sum_over_tasks if joint else (lambda fn, n: fn)
   target_fn = lambda a, c, la, b, m, k: td_target(a, c, la, b, m, k, cfg)
   if joint:
     target_fn = jax.vmap(target_fn, in_axes=(None, None, 0, 0, 0, 0))
     target_key, actor_key = (jax.random.split(k, masks.shape[0]) for k in (target_key, actor_key))
   target = target_fn(state.actor_params, state.target_critic_params, log_alpha, batch, masks, target_key)
+  critic_weight = actor_weight = None
+  weight_metrics = {}
+  if isinstance(state, ScaledSACState):          # value_norm 'scale': one task (its index) or all K at once
+    state, critic_weight, actor_weight, weight_metrics = value_norm.fold_in(state, None if joint else task, target)
+  if joint:
+    lift = lambda fn, n, weight: _sum_over_tasks(fn, n, weight)
+  else:
+    lift = lambda fn, n, weight: fn if weight is None else td3.weighted(fn, weight)
   critic_params, critic_opt_state, critic_metrics = td3.gradient_step(
-      lift(lambda c, y, b: critic_loss(c, y, b, cfg), 1), state.critic_params, state.critic_opt_state,
-      _optimizer(cfg, cfg.critic_lr), target, batch)
+      lift(lambda c, y, b: critic_loss(c, y, b, cfg), 1, critic_weight), state.critic_params,
+      state.critic_opt_state, _optimizer(cfg, cfg.critic_lr), target, batch)
   actor_params, actor_opt_state, actor_metrics = td3.gradient_step(
-      lift(lambda a, c, la, o, m, k: actor_loss(a, c, la, o, m, k, cfg), 2), state.actor_params,
+      lift(lambda a, c, la, o, m, k: actor_loss(a, c, la, o, m, k, cfg), 2, actor_weight), state.actor_params,
       state.actor_opt_state, _optimizer(cfg, cfg.actor_lr), critic_params, log_alpha, batch.obs, masks, actor_key)
   # Temperature: K independent Adam steps (one per task's log alpha); only the active tasks' entries change, so a
   # sequential epoch's step k leaves the other tasks' temperatures and Adam moments untouched.
@@ -265,7 +282,7 @@ def _step(state: SACState, batch: Transition, masks: jnp.ndarray, entropies: jnp
       critic_opt_state=critic_opt_state, log_alpha=keep(new_log_alpha, state.log_alpha),
       alpha_opt_state=jax.tree.map(keep, new_alpha_opt, state.alpha_opt_state),
       target_critic_params=td3.soft_update(state.target_critic_params, critic_params, cfg.tau))
-  metrics = {**critic_metrics, **actor_metrics, 'alpha': jnp.exp(log_alpha)}
+  metrics = {**critic_metrics, **actor_metrics, 'alpha': jnp.exp(log_alpha), **weight_metrics}
   del metrics['log_prob']
   return state, metrics
 
@@ -288,7 +305,7 @@ def update(state: SACState, batch: Transition, tasks: base.TaskInfo, cfg: SACCon
       task, task_batch, mask, entropy = xs
       active = jnp.arange(num_tasks) == task
       return _step(s, task_batch, mask, entropy, active, s.log_alpha[task],
-                   jax.random.fold_in(update_key, task), cfg, joint=False)
+                   jax.random.fold_in(update_key, task), cfg, joint=False, task=task)
     state, metrics = jax.lax.scan(task_step, state, (jnp.arange(num_tasks), batch, masks, entropies))
   return state.replace(step=state.step + 1), metrics
 
@@ -314,7 +331,10 @@ class SACMethod(base.Method):
 
 
   def init(self, key: jax.Array) -> SACState:
-    return init(key, self.tasks, self.cfg)
+    state = init(key, self.tasks, self.cfg)
+    if self.cfg.value_norm == 'none':
+      return state
+    return value_norm.with_stats(state, self.tasks.num_tasks, ScaledSACState)
 
   def act(self, learner: SACState, obs, key, explore: bool):
     return act(learner, obs, key, explore, self.tasks, self.cfg)

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ktm import networks, td3, validate
+from ktm import networks, td3, validate, value_norm
 from ktm.methods import base
 from ktm.replay import Transition
 
@@ -52,9 +52,11 @@ class SharedNetConfig:
   target_noise_clip: float = 0.5     # the smoothing noise is clipped to [-c, c]
   max_grad_norm: Optional[float] = None  # global-norm gradient clipping; None = off (as in TD3)
   compute_dtype: str = 'float32'     # matmul inputs: 'float32' or 'bfloat16' (float32 accumulation; see networks)
+  value_norm: str = 'none'           # 'scale': every task's losses divided by the running scale of its own targets
+                                     # (ktm/value_norm.py); 'none': as published
 
   RANGES = dict(  # allowed values (checked in __post_init__, shown by --help); see ktm/validate.py
-      hidden_sizes=validate.SIZES, actor_lr=validate.POSITIVE, critic_lr=validate.POSITIVE,
+      value_norm=validate.one_of('none', 'scale'), hidden_sizes=validate.SIZES, actor_lr=validate.POSITIVE, critic_lr=validate.POSITIVE,
       gamma=validate.UNIT_INTERVAL_OPEN_LOW, tau=validate.UNIT_INTERVAL_OPEN_LOW, batch_size=validate.AT_LEAST_1,
       policy_delay=validate.AT_LEAST_1, exploration_noise=validate.NON_NEGATIVE, target_noise=validate.NON_NEGATIVE,
       target_noise_clip=validate.NON_NEGATIVE, max_grad_norm=validate.optional(validate.POSITIVE))
@@ -225,19 +227,24 @@ def td_target(target_actor_params: Params, target_critic_params: Params, batch: 
   return batch.reward + cfg.gamma * (1.0 - batch.terminated) * next_q
 
 
+def _total(per_task: jnp.ndarray, weights: Optional[jnp.ndarray]) -> jnp.ndarray:
+  return jnp.sum(per_task) if weights is None else jnp.sum(per_task * weights)
+
+
 def critic_loss(critic_params: Params, target: jnp.ndarray, batch: Transition, tasks: base.TaskInfo,
-                cfg: SharedNetConfig) -> Tuple[jnp.ndarray, dict]:
-  """sum_k [mean_i (y - Q_{1,k})^2 + mean_i (y - Q_{2,k})^2] with target [K, B]; metrics per task [K]."""
+                cfg: SharedNetConfig, weights: Optional[jnp.ndarray] = None) -> Tuple[jnp.ndarray, dict]:
+  """sum_k w_k [mean_i (y - Q_{1,k})^2 + mean_i (y - Q_{2,k})^2] with target [K, B] (w_k = 1 unless value
+  scaling gives `weights` [K]); metrics per task [K], unweighted."""
   q = twin_q(critic_params, batch.obs, batch.action, tasks, cfg)         # [2, K, B]
   per_task = jnp.sum(jnp.mean(jnp.square(q - target[None]), axis=-1), axis=0)
-  return jnp.sum(per_task), {'critic_loss': per_task, 'q1': jnp.mean(q[0], axis=-1)}
+  return _total(per_task, weights), {'critic_loss': per_task, 'q1': jnp.mean(q[0], axis=-1)}
 
 
 def actor_loss(actor_params: Params, critic_params: Params, obs: jnp.ndarray, tasks: base.TaskInfo,
-               cfg: SharedNetConfig) -> Tuple[jnp.ndarray, dict]:
-  """-sum_k mean_i Q_{1,k}(s_i, g^k(pi_k(s_i))) (Q1 only, as TD3) over obs [K, B, obs_size]; metrics [K]."""
+               cfg: SharedNetConfig, weights: Optional[jnp.ndarray] = None) -> Tuple[jnp.ndarray, dict]:
+  """-sum_k w_k mean_i Q_{1,k}(s_i, g^k(pi_k(s_i))) (Q1 only, as TD3) over obs [K, B, obs_size]; metrics [K]."""
   per_task = -jnp.mean(q1(critic_params, obs, policy(actor_params, obs, tasks, cfg), tasks, cfg), axis=-1)
-  return jnp.sum(per_task), {'actor_loss': per_task}
+  return _total(per_task, weights), {'actor_loss': per_task}
 
 
 def update(state: td3.TD3State, batch: Transition, tasks: base.TaskInfo, cfg: SharedNetConfig,
@@ -247,15 +254,19 @@ def update(state: td3.TD3State, batch: Transition, tasks: base.TaskInfo, cfg: Sh
   `lax.cond`, as `td3.update`; `policy_step` overrides the schedule). Metrics per task [K] (actor_loss is 0 on the updates without an actor step)."""
   key, noise_key = jax.random.split(state.key)
   target = td_target(state.target_actor_params, state.target_critic_params, batch, noise_key, tasks, cfg)
+  critic_weights = actor_weights = None
+  weight_metrics = {}
+  if isinstance(state, value_norm.ScaledTD3State):        # value_norm 'scale' (the learner carries the statistics)
+    state, critic_weights, actor_weights, weight_metrics = value_norm.fold_in(state, None, target)
   critic_params, critic_opt_state, metrics = td3.gradient_step(
-      lambda c, y, b: critic_loss(c, y, b, tasks, cfg), state.critic_params, state.critic_opt_state,
+      lambda c, y, b: critic_loss(c, y, b, tasks, cfg, critic_weights), state.critic_params, state.critic_opt_state,
       td3.critic_optimizer(cfg), target, batch)
   state = state.replace(critic_params=critic_params, critic_opt_state=critic_opt_state, key=key)
-  actor_loss_fn = lambda a, c, obs, cfg_, mask: actor_loss(a, c, obs, tasks, cfg)
+  actor_loss_fn = lambda a, c, obs, cfg_, mask: actor_loss(a, c, obs, tasks, cfg, actor_weights)
   delayed = lambda s: td3.update_actor_and_targets(s, cfg, batch.obs, None, actor_loss_fn)
   policy_step = td3.is_policy_step(state.step, cfg) if policy_step is None else policy_step
   state, actor_metrics = td3.update_if(policy_step, delayed, state)
-  return state.replace(step=state.step + 1), {**metrics, **actor_metrics}
+  return state.replace(step=state.step + 1), {**metrics, **actor_metrics, **weight_metrics}
 
 
 def act(state: td3.TD3State, obs: jnp.ndarray, key: jax.Array, explore: bool, tasks: base.TaskInfo,
@@ -283,7 +294,8 @@ class SharedNetMethod(base.Method):
   name = 'sharednet'
 
   def init(self, key: jax.Array) -> td3.TD3State:
-    return init(key, self.tasks, self.cfg)
+    state = init(key, self.tasks, self.cfg)
+    return state if self.cfg.value_norm == 'none' else value_norm.with_stats(state, self.tasks.num_tasks)
 
   def act(self, learner: td3.TD3State, obs, key, explore: bool):
     return act(learner, obs, key, explore, self.tasks, self.cfg)
