@@ -173,17 +173,18 @@ def load_run_config(workdir: str) -> dict:
 
 # ---- checks before any work ----
 
-def check_workdir_writable(workdir: str) -> None:
-  """The nearest existing ancestor of WORKDIR must be a writable directory (nothing is created here)."""
+def check_workdir_writable(workdir: str, flag: str = '--workdir') -> None:
+  """The nearest existing ancestor of WORKDIR (or of the directory `flag` names) must be a writable directory
+  (nothing is created here)."""
   if not workdir:
-    raise ValueError('--workdir is empty: name the run directory')
+    raise ValueError(f'{flag} is empty: name the {"run " if flag == "--workdir" else ""}directory')
   path = os.path.abspath(workdir)
   while not os.path.exists(path):
     path = os.path.dirname(path)
   if not os.path.isdir(path):
-    raise NotADirectoryError(f'{path} is not a directory (--workdir={workdir})')
+    raise NotADirectoryError(f'{path} is not a directory ({flag}={workdir})')
   if not os.access(path, os.W_OK | os.X_OK):
-    raise PermissionError(f'cannot write to {path} (--workdir={workdir}): permission denied')
+    raise PermissionError(f'cannot write to {path} ({flag}={workdir}): permission denied')
 
 
 
