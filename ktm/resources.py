@@ -17,8 +17,9 @@ Terms, in bytes, for the members one device holds (a sweep's S members over D de
                two Adam moments each count: four copies standing for the forward values, pre-activations, gradients
                and target activations an update keeps per row). Measured by XLA (the compiled update's temporary
                buffers): the estimate is 1x (G-Surgery) to 4x (TD3-MT, sequential) of it (tests/test_resources.py)
-  evaluation   the evaluation envs' state [K, eval_episodes] of every member (the training envs' state, its [K, E, ...]
-               leaves scaled by eval_episodes / E: `env_bytes`) and the greedy policy's activations on them (the same per-row formula)
+  evaluation   the evaluation envs' state [K, eval_episodes] of every member (the training envs' state, its
+               [K, E, ...] leaves scaled by eval_episodes / E: `env_bytes`) and the greedy policy's activations on
+               them (the same per-row formula)
 A checkpoint holds replay + learner + envs per member (`checkpoint_bytes`).
 On a CPU the device is the host: every term is host memory, compared with MemAvailable. Not counted: XLA's
 compiled programs, the native physics' per-env MuJoCo data on the host (~1 KiB per env until stepped), a
@@ -33,6 +34,7 @@ import math
 from typing import Any, List, Optional, Sequence
 
 import jax
+
 from ktm import replay, td3
 
 WAYS_OUT = dict(replay='a smaller replay capacity (--replay_capacity, KTM: --online_capacity)',
@@ -78,7 +80,8 @@ def activation_bytes(rows: int, widths: int, row_bytes: int = 0) -> int:
 
 
 def _row_bytes(suite) -> int:
-  return replay.buffer_bytes(1, 1, suite.obs_size, suite.act_size) - 8
+  """Bytes of one float32 transition."""
+  return 4 * sum(math.prod(s) for s in replay.field_shapes(suite.obs_size, suite.act_size).values())
 
 
 def longest_chunk(stage, loop_cfg) -> int:
@@ -167,8 +170,11 @@ def check(all_terms: Sequence[Term], members: int = 1, devices: int = 1, what: s
 def evaluation_warning(method, suite, loop_cfg) -> Optional[str]:
   """One line when the evaluations (each: eval_episodes episodes of up to episode_length steps per task, after
   every eval_every epochs of each stage and at its end) take over EVAL_WARN_RATIO times the training's env steps
-  (an epoch without env steps, e.g. KTM-DRL's offline one, counted as one step per task); else None."""
-  train_steps = sum(s.epochs * (suite.num_envs if s.collect else 1) for s in method.stages())
+  (an epoch without env steps, e.g. KTM-DRL's offline one, counted as one step per task; an on-policy epoch takes
+  `update_rows(E)` steps per task); else None."""
+  per_epoch = lambda s: (method.update_rows(suite.num_envs) if s.kind == 'onpolicy' else
+                         suite.num_envs if s.collect else 1)
+  train_steps = sum(s.epochs * per_epoch(s) for s in method.stages())
   evaluations = sum(-(-s.epochs // loop_cfg.eval_every) for s in method.stages() if s.epochs)
   eval_steps = evaluations * loop_cfg.eval_episodes * suite.episode_length
   if train_steps and eval_steps > EVAL_WARN_RATIO * train_steps:
