@@ -27,25 +27,26 @@ def by_name(terms):
 
 def test_state_terms_equal_the_bytes_of_the_built_run_state(suite):
   """replay, learner, envs: exact, per member, for a 2-member sweep built by the loop itself."""
-  for name in ('ideal', 'a2c_mt'):
-    method = build(name, suite, None)
-    state = loop.init_members(sweep_lib.grid(0, 2, ()), method, suite)
-    terms = by_name(resources.terms(method, suite, LOOP))
-    assert 2 * terms['replay'].per_member == resources.tree_bytes(state.buffer)
-    assert 2 * terms['learner'].per_member == resources.tree_bytes(state.learner) > 0
-    assert 2 * terms['envs'].per_member == resources.tree_bytes(state.env) > 0
-    assert resources.checkpoint_bytes(list(terms.values()), 2) == resources.tree_bytes(
-        (state.buffer, state.learner, state.env))
-  assert by_name(resources.terms(build('a2c_mt', suite, None), suite, LOOP))['replay'].per_member == 0
+  method = build('ideal', suite, None)
+  state = loop.init_members(sweep_lib.grid(0, 2, ()), method, suite)
+  terms = by_name(resources.terms(method, suite, LOOP))
+  assert 2 * terms['replay'].per_member == resources.tree_bytes(state.buffer)
+  assert 2 * terms['learner'].per_member == resources.tree_bytes(state.learner) > 0
+  assert 2 * terms['envs'].per_member == resources.tree_bytes(state.env) > 0
+  assert resources.checkpoint_bytes(list(terms.values()), 2) == resources.tree_bytes(
+      (state.buffer, state.learner, state.env))
+  a2c = build('a2c_mt', suite, None)                 # on-policy: no replay, its own networks
+  terms = by_name(resources.terms(a2c, suite, LOOP))
+  assert terms['replay'].per_member == 0
+  assert terms['learner'].per_member == resources.tree_bytes(jax.jit(a2c.init)(jax.random.key(0)))
 
 
 def test_collected_and_evaluation_envs_equal_what_collect_and_the_eval_suite_build(suite):
   method = build('ideal', suite, None)               # chunk_steps 5: 5 epochs x 2 envs per chunk
   terms = by_name(resources.terms(method, suite, LOOP))
-  learner = method.init(jax.random.key(0))
   act = lambda params, obs, k: method.act(params, obs, k, True)
-  _, rows, _ = jax.jit(lambda l, e, k: rollout.collect(act, l, e, k, jnp.int32(0), suite, 5, 0))(
-      learner, suite.reset(jax.random.key(1)), jax.random.key(2))
+  _, rows, _ = jax.eval_shape(lambda k: rollout.collect(act, method.init(k), suite.reset(k), k, jnp.int32(0), suite,
+                                                        5, 0), jax.random.key(0))    # what the compiled call returns
   assert terms['collected'].per_member == resources.tree_bytes(rows) == 4 * 5 * 2 * 4 * (2 * suite.obs_size
                                                                                          + suite.act_size + 2)
   eval_suite = make_suite('pendulum_group', num_envs=LOOP.eval_episodes)
@@ -57,7 +58,7 @@ def test_collected_and_evaluation_envs_equal_what_collect_and_the_eval_suite_bui
 def test_teacher_set_bytes_equal_a_loaded_set(suite, tmp_path):
   """A saved set whose tasks hold different numbers of replay rows: stacked to the largest, as `teachers.load`."""
   cfg = td3.TD3Config(obs_size=suite.obs_size, act_size=suite.act_size, hidden_sizes=(16, 16))
-  learners = td3.init_many(jax.random.key(0), suite.num_tasks, cfg)
+  learners = jax.jit(td3.init_many, static_argnums=(1, 2))(jax.random.key(0), suite.num_tasks, cfg)   # one compile
   buffer = replay.init(suite.num_tasks, 50, suite.obs_size, suite.act_size)
   buffer = buffer.replace(size=jnp.array([10, 50, 30, 20], jnp.int32))
   teachers.save(str(tmp_path), suite, learners, buffer, cfg, {}, [])
