@@ -523,6 +523,25 @@ def test_user_errors_exit_one_line_each(capsys):
     config_flags.user_errors_exit(lambda argv: _raise(RuntimeError('a bug')))([])
 
 
+def test_ktm_traceback_1_keeps_the_traceback_of_a_user_error(monkeypatch):
+  from experiments import config_flags  # pylint: disable=import-outside-toplevel
+  monkeypatch.setenv('KTM_TRACEBACK', '1')
+  with pytest.raises(ValueError, match='TD3Config.tau'):
+    config_flags.user_errors_exit(lambda argv: _raise(ValueError('TD3Config.tau = 0 is not allowed')))([])
+
+
+def test_gym_policy_help_and_a_bad_flag(capsys):
+  from examples import gym_policy  # pylint: disable=import-outside-toplevel
+  with pytest.raises(SystemExit) as info:
+    gym_policy.main(['gym_policy', '--help'])
+  assert info.value.code == 0 and '--run RUN' in capsys.readouterr().out
+  with pytest.raises(SystemExit) as info:
+    gym_policy.main(['gym_policy', '--run=x', '--task=y', '--episodes=abc'])
+  assert info.value.code == 1
+  assert capsys.readouterr().err.strip().splitlines() == [
+      "error: argument --episodes: invalid int value: 'abc' (see --help)"]
+
+
 def test_help_lists_the_scripts_flags_with_meaning_and_range_and_helpfull_the_rest():
   script = os.path.join(ROOT, 'experiments', 'train_teachers.py')
   env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=ROOT)
