@@ -21,9 +21,9 @@ Terms, in bytes, for the members one device holds (a sweep's S members over D de
                [K, E, ...] leaves scaled by eval_episodes / E: `env_bytes`) and the greedy policy's activations on
                them (the same per-row formula)
 A checkpoint holds replay + learner + envs per member (`checkpoint_bytes`).
-On a CPU the device is the host: every term is host memory, compared with MemAvailable. Not counted: XLA's
-compiled programs, the native physics' per-env MuJoCo data on the host (~1 KiB per env until stepped), a
-checkpoint's host copy while orbax writes it.
+On a CPU the device is the host: every term is host memory, compared with MemAvailable. Beside an accelerator the
+host is checked too, for a checkpoint's copy of all members' state (`host_terms`). Not counted: XLA's compiled
+programs, the native physics' per-env MuJoCo data on the host (~1 KiB per env until stepped).
 
 `check` refuses (MemoryError, one line: the total, the free memory, the largest terms, the ways out);
 `evaluation_warning` is one line when evaluation would cost far more env steps than training.
@@ -43,7 +43,8 @@ WAYS_OUT = dict(replay='a smaller replay capacity (--replay_capacity, KTM: --onl
                 envs='fewer --num_envs',
                 collected='fewer --num_envs or a shorter chunk (--chunk_steps)',
                 activations='a smaller --batch_size or smaller --hidden_sizes',
-                evaluation='fewer --eval_episodes')
+                evaluation='fewer --eval_episodes',
+                checkpoint='a smaller replay capacity (a checkpoint passes through host memory while it is saved)')
 EVAL_WARN_RATIO = 20    # warn when evaluation takes more than this many times the training's env steps
 
 
@@ -126,6 +127,12 @@ def checkpoint_bytes(all_terms: Sequence[Term], members: int) -> int:
   return members * sum(t.per_member for t in all_terms if t.name in ('replay', 'learner', 'envs'))
 
 
+def host_terms(all_terms: Sequence[Term]) -> List[Term]:
+  """What the host holds beside an accelerator: a checkpoint's copy of every member's state while orbax saves it
+  (with the device a CPU, the state already is in host memory and `terms` count it)."""
+  return [Term('checkpoint', checkpoint_bytes(all_terms, 1))]
+
+
 def teacher_set_bytes(metas: Sequence[dict], suite, cfg: td3.TD3Config) -> int:
   """One loaded teacher set (teacher.json of each task, the teachers' shared TD3Config): K teacher states and their
   replay D_k stacked to the largest replay_size."""
@@ -147,8 +154,8 @@ def _gib(n: float) -> str:
 
 
 def check(all_terms: Sequence[Term], members: int = 1, devices: int = 1, what: str = 'this run',
-          free: Optional[int] = None) -> None:
-  """MemoryError (one line) when the terms exceed `free` (default: the free memory of the first device)."""
+          free: Optional[int] = None, where: Optional[str] = None) -> None:
+  """MemoryError (one line) when the terms exceed `free` bytes `where` (default: the first device's free memory)."""
   free = replay.available_bytes() if free is None else free
   need = on_device(all_terms, members, devices)
   if free is None or need <= free:
@@ -163,7 +170,7 @@ def check(all_terms: Sequence[Term], members: int = 1, devices: int = 1, what: s
   members_note = (f' ({_gib(per_member)} per member x {per_device} sweep members per device)' if members > 1
                   else '')
   raise MemoryError(f'{what} needs about {_gib(need)}{members_note} but {_gib(free)} are free on '
-                    f'{jax.devices()[0]}; largest: ' + ', '.join(f'{name} {_gib(n)}' for n, name in largest)
+                    f'{where or jax.devices()[0]}; largest: ' + ', '.join(f'{name} {_gib(n)}' for n, name in largest)
                     + '; ways out: ' + '; '.join(ways))
 
 

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 
-from ktm import checkpoint, lock, loop, metrics, resources
+from ktm import checkpoint, lock, loop, metrics, replay, resources
 from ktm import sweep as sweep_lib
 from ktm import teachers as teachers_lib
 from ktm.envs import Suite, make_suite
@@ -197,6 +197,9 @@ def check_resources(method: Method, suite: Suite, workdir: str, loop_cfg: loop.L
   resources.check_chunk_fits_replay(method, loop_cfg)
   terms = resources.terms(method, suite, loop_cfg, teacher_bytes, teachers_per_member)
   resources.check(terms, members, devices, f'{method.name} on {suite.num_tasks} tasks')
+  if jax.devices()[0].platform != 'cpu':
+    resources.check(resources.host_terms(terms), members, 1, f'{method.name} on {suite.num_tasks} tasks',
+                    replay.host_available_bytes(), 'the host')
   need = resources.checkpoint_bytes(terms, members)
   path = os.path.abspath(workdir)
   while not os.path.exists(path):

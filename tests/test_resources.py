@@ -116,6 +116,11 @@ def test_check_refuses_in_one_line_naming_the_largest_terms_and_the_ways_out():
   assert 'largest: replay 6.00 GiB, activations 2.00 GiB, teachers 1.00 GiB; ways out: fewer members' in line, line
   assert 'learner' not in line and 'a smaller --batch_size' in line and '--replay_capacity' in line
   resources.check(terms, members=2, devices=2, free=6 * 2**30)      # one member per device fits
+  host = resources.host_terms(terms + [resources.Term('envs', 2**30), resources.Term('evaluation', 2**30)])
+  assert host == [resources.Term('checkpoint', 3 * 2**30 + 1000 + 2**30)]     # replay + learner + envs
+  with pytest.raises(MemoryError, match=r'largest: checkpoint 8.00 GiB; ways out: fewer members .*a checkpoint '
+                                        'passes through host memory'):
+    resources.check(host, members=2, free=6 * 2**30)
 
 
 def test_a_chunk_larger_than_the_replay_is_refused(suite):
