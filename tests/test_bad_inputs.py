@@ -1,10 +1,13 @@
-"""Bad inputs to the experiment scripts: each gives ONE `error: ...` line on stderr naming the problem, a non-zero
-exit, no traceback, and leaves every file under the case's directory (workdir, teacher directory) as it was.
+"""Bad inputs to every script (experiments/: train_teachers, run_ktm, run_baseline, evaluate, render, report;
+examples/gym_policy; the example suites through --benchmark): each gives ONE `error: ...` line on stderr naming the
+problem, a non-zero exit, no traceback, within LIMIT_SECONDS, and leaves every file under the case's directory
+(workdir, teacher directory, run) as it was. Oversized settings (issue 26) are refused by ktm/resources.py.
 
 The cases of one script run in ONE subprocess (this file run as a script: the driver below), which imports the
-script, and for each case re-parses absl's flags and calls its main() with stdout/stderr captured at the file
-descriptor level and an alarm as a time limit, so a case that starts training fails the test instead of hanging.
-A few cases run the real command line (flag parsing, app.run) in their own subprocess.
+script, and for each case re-parses its flags (absl's through config_flags.parse_flags, as app.run would; argparse's
+in the example) and calls its main() with stdout/stderr captured at the file descriptor level and an alarm as a time
+limit, so a case that starts training fails the test instead of hanging. A few cases run the real command line
+(flag parsing, app.run) in their own subprocess.
 
 A case that needs validation in the training loop's files can be marked with `Case(..., xfail='needs loop-side
 validation (...)')` until that lands; none is marked now.
