@@ -6,7 +6,6 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
 from ktm import loop, presets, replay, resources, rollout, runs, sweep as sweep_lib, teachers, td3
