@@ -9,18 +9,23 @@ variant runs in its base task's gymnasium env (e.g. InvertedPendulum-v5) on the 
 
 import argparse
 import os
+import sys
 import tempfile
 
 import gymnasium
 import numpy as np
 
-from ktm import policy
+from experiments import config_flags
+from ktm import policy, validate
 from ktm.envs import models, registry
 
 
 def make_env(task: str) -> gymnasium.Env:
   """gymnasium's v5 env of a built-in task or of one of its morphology variants (user tasks have no gymnasium env)."""
-  spec = registry.task_spec(task)
+  try:
+    spec = registry.task_spec(task)
+  except KeyError:
+    raise ValueError(f'unknown task {task!r}') from None
   if spec.name not in ('Ant', 'HalfCheetah', 'Hopper', 'InvertedDoublePendulum', 'InvertedPendulum', 'Walker2d'):
     raise ValueError(f'{task} is not a gymnasium task')
   kwargs = {'include_cfrc_ext_in_observation': False} if spec.name == 'Ant' else {}   # ktm's Ant observation
@@ -32,16 +37,25 @@ def make_env(task: str) -> gymnasium.Env:
   return gymnasium.make(f'{spec.name}-v5', **kwargs)
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+class _Parser(argparse.ArgumentParser):
+  def error(self, message):
+    """A bad command line is one `error: ...` line (the scripts' contract), not argparse's usage and message."""
+    raise ValueError(f'{message} (see --help)')
+
+
+@config_flags.user_errors_exit
+def main(argv):
+  parser = _Parser(description=__doc__.splitlines()[0])
   parser.add_argument('--run', required=True, help='run directory (run_ktm.py WORKDIR)')
   parser.add_argument('--task', required=True, help='task name, e.g. InvertedPendulumLongPole or HalfCheetah')
   parser.add_argument('--teacher', action='store_true', help="the run's teacher for TASK instead of the student")
   parser.add_argument('--episodes', type=int, default=1)
   parser.add_argument('--seed', type=int, default=0)
-  args = parser.parse_args()
-  act = (policy.load_teacher if args.teacher else policy.load)(args.run, args.task)
+  args = parser.parse_args(argv[1:])
+  validate.check_values(dict(episodes=validate.AT_LEAST_1, seed=validate.SEED), episodes=args.episodes,
+                        seed=args.seed)
   env = make_env(args.task)
+  act = (policy.load_teacher if args.teacher else policy.load)(args.run, args.task)
   for episode in range(args.episodes):
     obs, _ = env.reset(seed=args.seed + episode)
     total, steps, done = 0.0, 0, False
@@ -53,4 +67,4 @@ def main():
 
 
 if __name__ == '__main__':
-  main()
+  main(sys.argv)

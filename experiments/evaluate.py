@@ -11,7 +11,7 @@ The teacher column is the teachers' best training evaluation unless --teachers e
 from absl import app, flags, logging
 
 from experiments import config_flags
-from ktm import agreement, runs
+from ktm import agreement, runs, validate
 
 flags.DEFINE_string('checkpoint', None, 'A run directory of run_ktm.py or run_baseline.py (config.json and '
                     'checkpoints/).', required=True)
@@ -30,6 +30,9 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)   # orbax logs every checkpoint step at INFO
+  validate.check_values(dict(seed=validate.SEED, episodes=validate.optional(validate.AT_LEAST_1),
+                             member=validate.optional(validate.NON_NEGATIVE_INT), samples=validate.AT_LEAST_1),
+                        seed=FLAGS.seed, episodes=FLAGS.episodes, member=FLAGS.member, samples=FLAGS.samples)
   if FLAGS.agreement:
     if FLAGS.samples < 1:
       raise ValueError(f'--samples must be >= 1, got {FLAGS.samples}')

@@ -52,6 +52,10 @@ def import_mujoco() -> None:
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
+  from ktm import validate  # pylint: disable=import-outside-toplevel  (imports no MuJoCo)
+  validate.check_values(dict(episode_length=validate.AT_LEAST_1, width=validate.AT_LEAST_1,
+                             height=validate.AT_LEAST_1, seed=validate.SEED), episode_length=FLAGS.episode_length,
+                        width=FLAGS.width, height=FLAGS.height, seed=FLAGS.seed)
   choose_gl()
   import_mujoco()
   from ktm import video  # pylint: disable=import-outside-toplevel

@@ -18,6 +18,7 @@ import sys
 from absl import app, flags
 
 from experiments import config_flags
+from ktm import runs, validate
 from ktm.report import build
 
 flags.DEFINE_string('out', None, 'Output directory for REPORT.md, summary.json and the figures.', required=True)
@@ -38,8 +39,13 @@ FLAGS = flags.FLAGS
 @config_flags.user_errors_exit
 def main(argv):
   specs = argv[1:]
+  validate.check_values(dict(bootstrap_reps=validate.AT_LEAST_1, bootstrap_seed=validate.SEED),
+                        bootstrap_reps=FLAGS.bootstrap_reps, bootstrap_seed=FLAGS.bootstrap_seed)
   if not specs:
     raise ValueError('give at least one RUN_DIR (or RUN_DIR=LABEL)')
+  runs.check_workdir_writable(FLAGS.out, '--out')
+  if FLAGS.readme and not os.path.isfile(FLAGS.readme):
+    raise FileNotFoundError(f'--readme={FLAGS.readme}: no such file')
   random_path = None if FLAGS.random_returns == 'none' else (
       FLAGS.random_returns or os.path.join(FLAGS.out, 'random_returns.json'))
   summary = build.write_report(specs, FLAGS.out, FLAGS.bootstrap_reps, FLAGS.bootstrap_seed,

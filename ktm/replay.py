@@ -62,6 +62,11 @@ def available_bytes(device: Optional[jax.Device] = None) -> Optional[int]:
     if 'bytes_limit' in stats:
       return int(stats['bytes_limit']) - int(stats.get('bytes_in_use', 0))
     return None
+  return host_available_bytes()
+
+
+def host_available_bytes() -> Optional[int]:
+  """This host's free memory (MemAvailable), or None."""
   try:
     with open('/proc/meminfo') as f:
       for line in f:

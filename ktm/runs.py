@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 
-from ktm import checkpoint, lock, loop, metrics, replay
+from ktm import checkpoint, lock, loop, metrics, replay, resources
 from ktm import sweep as sweep_lib
 from ktm import teachers as teachers_lib
 from ktm.envs import Suite, make_suite
@@ -173,35 +173,34 @@ def load_run_config(workdir: str) -> dict:
 
 # ---- checks before any work ----
 
-def check_workdir_writable(workdir: str) -> None:
-  """The nearest existing ancestor of WORKDIR must be a writable directory (nothing is created here)."""
+def check_workdir_writable(workdir: str, flag: str = '--workdir') -> None:
+  """The nearest existing ancestor of WORKDIR (or of the directory `flag` names) must be a writable directory
+  (nothing is created here)."""
   if not workdir:
-    raise ValueError('--workdir is empty: name the run directory')
+    raise ValueError(f'{flag} is empty: name the {"run " if flag == "--workdir" else ""}directory')
   path = os.path.abspath(workdir)
   while not os.path.exists(path):
     path = os.path.dirname(path)
   if not os.path.isdir(path):
-    raise NotADirectoryError(f'{path} is not a directory (--workdir={workdir})')
+    raise NotADirectoryError(f'{path} is not a directory ({flag}={workdir})')
   if not os.access(path, os.W_OK | os.X_OK):
-    raise PermissionError(f'cannot write to {path} (--workdir={workdir}): permission denied')
+    raise PermissionError(f'cannot write to {path} ({flag}={workdir}): permission denied')
 
 
 
-def check_resources(method: Method, suite: Suite, workdir: str, members: int = 1, devices: int = 1) -> None:
-  """Before anything is allocated or written: MemoryError (one line) if the replay of the members one device holds
-  (all `members` split over `devices`) would not fit in its free memory, OSError (ENOSPC) if the disk under
-  WORKDIR cannot hold three checkpoints of all members (orbax writes the new one before it deletes the oldest of the
-  two it keeps)."""
-  per_member = replay.buffer_bytes(suite.num_tasks, method.replay_capacity, suite.obs_size, suite.act_size) \
-      if method.replay_capacity else 0
-  need = members * per_member
-  on_device = -(-members // devices) * per_member
-  what = f'{method.name} replay ({suite.num_tasks} tasks x {method.replay_capacity:,} transitions'
-  what += (f' x {-(-members // devices)} sweep members per device, {per_member / 2**30:.2f} GiB each)'
-           if members > 1 else ')')
-  ways_out = ('fewer members (--seeds / --sweep), a smaller replay capacity, or more devices' if members > 1
-              else 'lower the capacity or the number of tasks')
-  replay.check_fits(on_device, what, ways_out=ways_out)
+def check_resources(method: Method, suite: Suite, workdir: str, loop_cfg: loop.LoopConfig, members: int = 1,
+                    devices: int = 1, teacher_bytes: int = 0, teachers_per_member: bool = False) -> None:
+  """Before anything is allocated or written: ValueError if a chunk collects more than the replay holds,
+  MemoryError (one line) if what the members one device holds (all `members` split over `devices`; the terms of
+  `ktm.resources`) would not fit in its free memory, OSError (ENOSPC) if the disk under WORKDIR cannot hold three
+  checkpoints of all members (orbax writes the new one before it deletes the oldest of the two it keeps)."""
+  resources.check_chunk_fits_replay(method, loop_cfg)
+  terms = resources.terms(method, suite, loop_cfg, teacher_bytes, teachers_per_member)
+  resources.check(terms, members, devices, f'{method.name} on {suite.num_tasks} tasks')
+  if jax.devices()[0].platform != 'cpu':
+    resources.check(resources.host_terms(terms), members, 1, f'{method.name} on {suite.num_tasks} tasks',
+                    replay.host_available_bytes(), 'the host')
+  need = resources.checkpoint_bytes(terms, members)
   path = os.path.abspath(workdir)
   while not os.path.exists(path):
     path = os.path.dirname(path)
@@ -210,6 +209,25 @@ def check_resources(method: Method, suite: Suite, workdir: str, members: int = 1
   if 3 * need > free:
     raise OSError(errno.ENOSPC, f'checkpoints of this run need about {3 * need / 2**30:.2f} GiB but {path} has '
                                 f'{free / 2**30:.2f} GiB free; lower the replay capacity or choose another --workdir')
+
+
+def teacher_sets_of_members(sweep: Sweep, seed: int, available: int) -> Tuple[List[int], bool]:
+  """(the teacher set of each member, whether they differ): member of seed `seed + i` uses set i when TEACHER_DIR
+  holds `available` sets covering every member's seed and the seeds differ, else every member uses set 0."""
+  index = [s - seed for s in sweep.seeds]
+  per_member = available > 0 and len(set(sweep.seeds)) > 1 and max(index) < available
+  return (index if per_member else [0] * sweep.size), per_member
+
+
+def teacher_memory(teacher_dir: Optional[str], suite: Suite, sweep: Sweep, seed: int) -> Tuple[int, bool]:
+  """(bytes of one teacher set as the chunks hold it, whether each member holds its own) for the complete sets in
+  TEACHER_DIR (from teacher.json alone); (0, False) when it holds none yet."""
+  available = teacher_members(teacher_dir)
+  if not available:
+    return 0, False
+  metas = teachers_lib.load_metas(teacher_dir, suite)
+  size = resources.teacher_set_bytes(metas, suite, teachers_lib.load_config(teacher_dir))
+  return size, teacher_sets_of_members(sweep, seed, available)[1]
 
 
 def member_mesh(members: int, host_envs: bool = False) -> Optional[loop.Mesh]:
@@ -495,7 +513,12 @@ def train(method: Method, benchmark: str, suite: Suite, loop_cfg: loop.LoopConfi
   resuming = check_config(workdir, config)
   mesh = member_mesh(sweep.size, suite.backend_name == 'gym')
   if not resuming:
-    check_resources(method, suite, workdir, sweep.size, 1 if mesh is None else mesh.devices.size)
+    per_member = aux_axis == 0
+    check_resources(method, suite, workdir, loop_cfg, sweep.size, 1 if mesh is None else mesh.devices.size,
+                    resources.tree_bytes(teachers[0] if per_member else teachers), per_member)
+    warning = resources.evaluation_warning(method, suite, loop_cfg)
+    if warning and jax.process_index() == 0:
+      print(warning, file=sys.stderr)
     if init_from:
       if jax.process_index() == 0:
         boundary = start_from_first_stage(init_from, workdir, method, config)
@@ -550,11 +573,13 @@ def run(method_name: str, benchmark: str, configs: Dict[str, Any], loop_cfg: loo
                     if 'obs_size' in {f.name for f in dataclasses.fields(cls)} else kwargs)
              for name, cls in config_fields(METHODS[method_name]).items() for kwargs in [configs.get(name, {})]}
   method = build_method(method_name, tasks, configs)          # validates every config before any work
-  sweep_lib.member_methods(method, sweep)                     # and every member's values
+  members = sweep_lib.member_methods(method, sweep)           # and every member's values
   check_workdir_writable(workdir)
   config = run_config(method, benchmark, loop_cfg, teacher_dir, sweep, init_from)
   if not check_config(workdir, config):                       # before teachers are trained/loaded:
-    check_resources(method, suite, workdir, sweep.size, len(jax.devices()))
+    uses_teachers = any(m.uses_teachers for m in members)
+    check_resources(method, suite, workdir, loop_cfg, sweep.size, len(jax.devices()),
+                    *(teacher_memory(teacher_dir, suite, sweep, loop_cfg.seed) if uses_teachers else (0, False)))
     if init_from:
       first_stage_checkpoint(init_from, method, config)
   with writing(workdir):
@@ -572,10 +597,7 @@ def _run(method_name, benchmark, suite, tasks, configs, method, loop_cfg, workdi
                             loop_cfg.seed, len(set(sweep.seeds)))
   elif teachers_lib.complete(teacher_dir):
     metas = [teachers_lib.load_metas(member_dir(teacher_dir, m), suite) for m in range(teacher_members(teacher_dir))]
-  index = [s - loop_cfg.seed for s in sweep.seeds]            # member -> teacher set of the same seed
-  per_member = metas is not None and len(set(sweep.seeds)) > 1 and max(index) < len(metas)
-  if not per_member:
-    index = [0] * sweep.size
+  index, per_member = teacher_sets_of_members(sweep, loop_cfg.seed, 0 if metas is None else len(metas))
   if metas is not None and sweep.size > 1:
     print(f'teachers: each member uses the teacher set of its seed in {teacher_dir}' if per_member else
           f'teachers: {teacher_dir} holds {len(metas)} teacher set(s) for seeds {min(sweep.seeds)}..'

@@ -174,14 +174,18 @@ def member_methods(method, sweep: Sweep) -> List[Any]:
   """Every member's method with its own values, built (and so validated) as a normal config: ValueError names the
   member whose value is not allowed."""
   check_fields(type(method), sweep.fields)
-  out = []
+  out, built = [], {}       # one method per setting: members differing only in their seed share it
   for m in range(sweep.size):
-    try:
-      changes = {field: dataclasses.replace(getattr(method, field), **mine)
-                 for field, mine in _by_config(method, sweep.member(m)).items()}
-      out.append(dataclasses.replace(method, **changes))
-    except ValueError as e:
-      raise ValueError(f'sweep member {m} ({sweep.describe(m)}): {e}') from None
+    values = sweep.member(m)
+    setting = repr(sorted(values.items()))
+    if setting not in built:
+      try:
+        changes = {field: dataclasses.replace(getattr(method, field), **mine)
+                   for field, mine in _by_config(method, values).items()}
+        built[setting] = dataclasses.replace(method, **changes)
+      except ValueError as e:
+        raise ValueError(f'sweep member {m} ({sweep.describe(m)}): {e}') from None
+    out.append(built[setting])
   return out
 
 

@@ -107,6 +107,13 @@ def check(cfg: Any, rules: Mapping[str, Rule]) -> None:
       _fail(cfg, name, value, rule)
 
 
+def check_values(rules: Mapping[str, Rule], **values: Any) -> None:
+  """A script's own arguments (no config class): ValueError '--name = value is not allowed: must be ...'."""
+  for name, value in values.items():
+    if not rules[name].ok(value):
+      raise ValueError(f'--{name} = {value!r} is not allowed: must be {rules[name].text}')
+
+
 def positive(cfg: Any, *names: str) -> None:
   """Each field is a finite number > 0."""
   check(cfg, {n: POSITIVE for n in names})

@@ -113,6 +113,7 @@ def render_run(run_dir: str, out_dir: str, episode_length: int, teachers: bool =
   """Writes one video per task; returns [(path, student return, teacher return or None)]."""
   if episode_length < 1:
     raise ValueError(f'--episode_length must be >= 1, got {episode_length}')
+  runs.check_workdir_writable(out_dir, '--out')
   student_fn, _ = policy.restore_student(run_dir, backend)
   config = runs.load_run_config(run_dir)
   suite = make_suite(config['benchmark'], num_envs=1, episode_length=episode_length, backend=backend)

@@ -1,10 +1,13 @@
-"""Bad inputs to the experiment scripts: each gives ONE `error: ...` line on stderr naming the problem, a non-zero
-exit, no traceback, and leaves every file under the case's directory (workdir, teacher directory) as it was.
+"""Bad inputs to every script (experiments/: train_teachers, run_ktm, run_baseline, evaluate, render, report;
+examples/gym_policy; the example suites through --benchmark): each gives ONE `error: ...` line on stderr naming the
+problem, a non-zero exit, no traceback, within LIMIT_SECONDS, and leaves every file under the case's directory
+(workdir, teacher directory, run) as it was. Oversized settings (issue 26) are refused by ktm/resources.py.
 
 The cases of one script run in ONE subprocess (this file run as a script: the driver below), which imports the
-script, and for each case re-parses absl's flags and calls its main() with stdout/stderr captured at the file
-descriptor level and an alarm as a time limit, so a case that starts training fails the test instead of hanging.
-A few cases run the real command line (flag parsing, app.run) in their own subprocess.
+script, and for each case re-parses its flags (absl's through config_flags.parse_flags, as app.run would; argparse's
+in the example) and calls its main() with stdout/stderr captured at the file descriptor level and an alarm as a time
+limit, so a case that starts training fails the test instead of hanging. A few cases run the real command line
+(flag parsing, app.run) in their own subprocess.
 
 A case that needs validation in the training loop's files can be marked with `Case(..., xfail='needs loop-side
 validation (...)')` until that lands; none is marked now.
@@ -17,18 +20,21 @@ import os
 import subprocess
 import sys
 import tempfile
-from typing import Dict, List, Optional, Tuple
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CASE_SECONDS = 60          # a bad input must fail long before any training could finish
+CASE_SECONDS = 60          # the alarm: a bad input must fail long before any training could finish
+LIMIT_SECONDS = 10         # what a case may take (issue 26); a command-line case also starts Python and JAX
+CLI_LIMIT_SECONDS = 20
 
 
 @dataclasses.dataclass(frozen=True)
 class Case:
   name: str
-  script: str                 # train_teachers | run_ktm | evaluate | report
+  script: str                 # T, K, B, E, V, R or G below
   args: Tuple[str, ...]       # may use {work} {teachers} {run} {root}; --workdir / --checkpoint added if absent
   expect: str                 # substring of the error line (case-insensitive)
   setup: str = ''             # see SETUPS
@@ -36,7 +42,8 @@ class Case:
   xfail: Optional[str] = None
 
 
-T, K, E, R = 'train_teachers', 'run_ktm', 'evaluate', 'report'
+T, K, B, E, V, R, G = 'train_teachers', 'run_ktm', 'run_baseline', 'evaluate', 'render', 'report', 'gym_policy'
+EXAMPLES = (G,)              # examples/<name>.py (argparse), the others experiments/<name>.py (absl)
 QUICK = ('--preset=quick', '--progress_bar=false', '--tensorboard=false')
 
 CASES = [
@@ -106,6 +113,127 @@ CASES = [
          'nothing would be trained'),
     Case('report_missing_run_dir', R, ('{root}/missing', '--out={root}/out'), 'missing has no config.json'),
     Case('report_no_run_dir', R, ('--out={root}/out',), 'at least one RUN_DIR'),
+    # issue 26 item 3: settings whose memory cannot fit, refused by the resource model before anything is written
+    Case('teachers_100000_seeds', T, QUICK + ('--seeds=100000',), r'out of memory: .*x 100000 sweep members.*fewer '
+         'members'),
+    Case('teachers_huge_num_envs', T, QUICK + ('--num_envs=100000000',), r'collects 1,000,000,000 transitions'),
+    Case('teachers_huge_num_envs_and_replay', T, QUICK + ('--num_envs=100000000', '--replay_capacity=1000000000'),
+         r'out of memory: .*(envs|collected|replay) .*--num_envs'),
+    Case('teachers_huge_batch_size', T, QUICK + ('--batch_size=1000000000',), r'out of memory: .*activations .*'
+         '--batch_size'),
+    Case('teachers_huge_hidden_sizes', T, QUICK + ('--hidden_sizes=100000,100000',), r'out of memory: .*learner .*'
+         '--hidden_sizes'),
+    Case('teachers_huge_eval_episodes', T, QUICK + ('--eval_episodes=100000000',), r'out of memory: .*evaluation .*'
+         '--eval_episodes'),
+    Case('ktm_100000_seeds', K, QUICK + ('--seeds=100000',), r'out of memory: .*x 100000 sweep members'),
+    Case('ktm_huge_batch_size', K, QUICK + ('--batch_size=1000000000',), r'out of memory: .*activations'),
+    Case('ktm_huge_hidden_sizes', K, QUICK + ('--hidden_sizes=100000,100000',), r'out of memory: .*learner'),
+    Case('ktm_huge_eval_episodes', K, QUICK + ('--eval_episodes=100000000',), r'out of memory: .*evaluation'),
+    Case('ktm_huge_num_envs', K, QUICK + ('--num_envs=100000000',), r'collects .* but the replay holds 10,000'),
+    Case('ktm_huge_online_capacity', K, QUICK + ('--online_capacity=100000000000',), r'out of memory: .*replay'),
+    Case('baseline_sac_100000_seeds', B, QUICK + ('--method=sac_mt', '--seeds=100000'), r'out of memory: .*x 100000 '
+         'sweep members'),
+    Case('baseline_a2c_huge_num_envs', B, QUICK + ('--method=a2c_mt', '--num_envs=1000000000'),
+         r'out of memory: .*(envs|activations)'),
+    Case('baseline_sharednet_huge_batch_size', B, QUICK + ('--method=sharednet', '--batch_size=1000000000'),
+         r'out of memory: .*activations'),
+    Case('baseline_gsurgery_huge_hidden_sizes', B, QUICK + ('--method=gsurgery', '--hidden_sizes=100000,100000'),
+         r'out of memory: .*learner'),
+    Case('baseline_td3_mt_huge_eval_episodes', B, QUICK + ('--method=td3_mt', '--eval_episodes=100000000'),
+         r'out of memory: .*evaluation'),
+    # run_baseline.py: every method's configs, the method choice, the loop
+    Case('baseline_no_method', B, QUICK, '--method is required'),
+    Case('baseline_foreign_setting', B, QUICK + ('--method=sac_mt', '--n_steps=3'), 'has no setting --n_steps'),
+    Case('baseline_td3_mt_alpha', B, QUICK + ('--method=td3_mt', '--alpha=1'), 'alpha = 0'),
+    Case('baseline_sac_negative_lr', B, QUICK + ('--method=sac_mt', '--actor_lr=-1'), 'actor_lr'),
+    Case('baseline_sac_gamma_0', B, QUICK + ('--method=sac_mt', '--gamma=0'), 'gamma'),
+    Case('baseline_sac_init_temperature_0', B, QUICK + ('--method=sac_mt', '--init_temperature=0'),
+         'init_temperature'),
+    Case('baseline_sharednet_batch_size_0', B, QUICK + ('--method=sharednet', '--batch_size=0'), 'batch_size'),
+    Case('baseline_sharednet_updates_per_step_0', B, QUICK + ('--method=sharednet', '--updates_per_step=0'),
+         'updates_per_step'),
+    Case('baseline_gsurgery_tau_0', B, QUICK + ('--method=gsurgery', '--tau=0'), 'tau'),
+    Case('baseline_gsurgery_replay_capacity_0', B, QUICK + ('--method=gsurgery', '--replay_capacity=0'),
+         'replay_capacity'),
+    Case('baseline_gsurgery_start_steps_negative', B, QUICK + ('--method=gsurgery', '--start_steps=-1'),
+         'start_steps'),
+    Case('baseline_a2c_n_steps_0', B, QUICK + ('--method=a2c_mt', '--n_steps=0'), 'n_steps'),
+    Case('baseline_a2c_without_teachers', B, QUICK + ('--method=a2c_mt', '--train_teachers=false',
+                                                      '--teacher_dir={teachers}'), 'teacher'),
+    Case('baseline_eval_every_0', B, QUICK + ('--method=sac_mt', '--eval_every=0'), 'eval_every'),
+    Case('baseline_num_envs_0', B, QUICK + ('--method=sac_mt', '--num_envs=0'), 'num_envs'),
+    Case('baseline_seed_beyond_int32', B, QUICK + ('--method=sac_mt', '--seed=3000000000'), 'seed'),
+    Case('baseline_unknown_benchmark', B, QUICK + ('--method=sac_mt', '--benchmark=no_such_suite'), 'no_such_suite'),
+    Case('baseline_workdir_under_a_file', B, QUICK + ('--method=sac_mt', '--workdir={root}/afile/work'),
+         'not a directory', setup='afile'),
+    Case('baseline_workdir_holds_another_run', B, QUICK + ('--method=sac_mt',), 'another configuration',
+         setup='other_run'),
+    Case('baseline_bad_sweep', B, QUICK + ('--method=sac_mt', '--sweep=no_such_field=1,2'), 'no_such_field'),
+    # more of run_ktm.py and train_teachers.py
+    Case('ktm_eval_every_0', K, QUICK + ('--eval_every=0',), 'eval_every'),
+    Case('ktm_num_envs_0', K, QUICK + ('--num_envs=0',), 'num_envs'),
+    Case('ktm_online_capacity_0', K, QUICK + ('--online_capacity=0',), 'online_capacity'),
+    Case('ktm_offline_chunk_0', K, QUICK + ('--offline_chunk=0',), 'offline_chunk'),
+    Case('ktm_unknown_trust_rule', K, QUICK + ('--trust_rule=bogus',), 'trust_rule'),
+    Case('ktm_trust_audit_above_1', K, QUICK + ('--trust_audit=2',), 'trust_audit'),
+    Case('ktm_bad_corrupt_teachers', K, QUICK + ('--corrupt_teachers=NoSuchTask:random',), 'NoSuchTask'),
+    Case('ktm_sweep_unknown_field', K, QUICK + ('--sweep=no_such_field=1,2',), 'no_such_field'),
+    Case('ktm_sweep_no_values', K, QUICK + ('--sweep=alpha=',), 'alpha'),
+    Case('ktm_seeds_0', K, QUICK + ('--seeds=0',), 'seeds'),
+    Case('ktm_teacher_dir_is_a_file', K, QUICK + ('--teacher_dir={root}/afile',), 'afile', setup='afile'),
+    Case('teachers_chunk_steps_0', T, QUICK + ('--chunk_steps=0',), 'chunk_steps'),
+    Case('teachers_updates_per_step_0', T, QUICK + ('--updates_per_step=0',), 'updates_per_step'),
+    Case('teachers_start_steps_negative', T, QUICK + ('--start_steps=-5',), 'start_steps'),
+    Case('teachers_target_noise_negative', T, QUICK + ('--target_noise=-1',), 'target_noise'),
+    Case('teachers_seed_negative', T, QUICK + ('--seed=-1',), 'seed'),
+    Case('teachers_workdir_holds_a_complete_set', T, QUICK, 'already holds a complete teacher set',
+         setup='complete_teachers'),
+    # the examples: user suites by module path, gym_policy.py
+    Case('teachers_example_suite_missing_attribute', T, QUICK + ('--benchmark=examples.hopper_group:NOPE',), 'NOPE'),
+    Case('teachers_example_suite_missing_module', T, QUICK + ('--benchmark=examples.no_such_module:SUITE',),
+         'no_such_module'),
+    Case('teachers_user_suite_missing_file', T, QUICK + ('--benchmark={root}/missing.py:SUITE',), 'missing.py'),
+    Case('gym_policy_missing_run', G, ('--run={root}/missing', '--task=InvertedPendulumLongPole'), 'missing'),
+    Case('gym_policy_no_run_flag', G, ('--task=InvertedPendulumLongPole',), '--run'),
+    Case('gym_policy_unknown_task', G, ('--run={run}', '--task=NoSuchTask'), 'NoSuchTask', setup='valid_run'),
+    Case('gym_policy_episodes_0', G, ('--run={run}', '--task=InvertedPendulum', '--episodes=0'), 'episodes',
+         setup='valid_run'),
+    Case('gym_policy_corrupt_config', G, ('--run={run}', '--task=InvertedPendulumLongPole'), 'corrupt json',
+         setup='corrupt_config'),
+    # evaluate.py, more
+    Case('evaluate_run_without_checkpoints', E, ('--checkpoint={run}',), 'checkpoint', setup='valid_run'),
+    Case('evaluate_seed_beyond_int32', E, ('--checkpoint={run}', '--seed=3000000000'), 'seed', setup='valid_run'),
+    Case('evaluate_seed_negative', E, ('--checkpoint={run}', '--seed=-1'), 'seed', setup='valid_run'),
+    Case('evaluate_member_out_of_range', E, ('--checkpoint={run}', '--member=5'), 'member', setup='valid_run'),
+    Case('evaluate_config_names_no_method', E, ('--checkpoint={run}',), 'no known method',
+         setup='source_run_no_method'),
+    Case('evaluate_empty_run_dir', E, ('--checkpoint={root}/empty',), 'config.json', setup='empty_dir'),
+    Case('evaluate_agreement_seed_beyond_int32', E, ('--checkpoint={run}', '--agreement', '--seed=3000000000'),
+         'seed', setup='valid_run'),
+    # render.py (checks before MuJoCo's OpenGL is needed)
+    Case('render_missing_run', V, ('--checkpoint={root}/missing',), 'no run directory'),
+    Case('render_episode_length_0', V, ('--checkpoint={run}', '--episode_length=0'), 'episode_length',
+         setup='valid_run'),
+    Case('render_width_0', V, ('--checkpoint={run}', '--width=0'), 'width', setup='valid_run'),
+    Case('render_height_negative', V, ('--checkpoint={run}', '--height=-2'), 'height', setup='valid_run'),
+    Case('render_seed_beyond_int32', V, ('--checkpoint={run}', '--seed=3000000000'), 'seed', setup='valid_run'),
+    Case('render_run_without_checkpoints', V, ('--checkpoint={run}', '--out={root}/videos'), 'checkpoint',
+         setup='valid_run'),
+    Case('render_corrupt_config', V, ('--checkpoint={run}',), 'corrupt json', setup='corrupt_config'),
+    Case('render_out_under_a_file', V, ('--checkpoint={run}', '--out={root}/afile/videos'), 'afile|not a directory',
+         setup='valid_run_and_afile'),
+    # report.py, more
+    Case('report_bootstrap_reps_0', R, ('{run}', '--out={root}/out', '--bootstrap_reps=0'), 'bootstrap_reps',
+         setup='valid_run'),
+    Case('report_corrupt_config', R, ('{run}', '--out={root}/out'), 'corrupt json', setup='corrupt_config'),
+    Case('report_out_is_a_file', R, ('{run}', '--out={root}/afile'), 'afile', setup='valid_run_and_afile'),
+    Case('report_run_is_a_file', R, ('{root}/afile', '--out={root}/out'), 'afile', setup='afile'),
+    Case('report_config_names_no_method', R, ('{run}', '--out={root}/out'), 'method', setup='source_run_no_method'),
+    Case('report_readme_missing', R, ('{run}', '--out={root}/out', '--readme={root}/missing.md'), 'missing.md',
+         setup='valid_run'),
+    Case('report_empty_label', R, ('{run}=', '--out={root}/out'), 'label', setup='valid_run'),
+    Case('baseline_unknown_method', B, QUICK + ('--method=bogus',), 'method'),
+    Case('cli_gym_policy_no_run', G, ('--task=InvertedPendulum',), '--run', cli=True),
     # the real command line: app.run, flag parsing
     Case('cli_teachers_gamma', T, QUICK + ('--gamma=2',), 'gamma', cli=True),
     Case('cli_ktm_alpha', K, QUICK + ('--alpha=-1',), 'alpha', cli=True),
@@ -161,6 +289,37 @@ def _setup_source_run(root):
     json.dump({'method': 'ktm', 'benchmark': 'halfcheetah_group', 'seed': 0}, f)
 
 
+def _setup_valid_run(root):
+  """{run}/config.json of a KTM-DRL 'tiny' run on pendulum_group, as runs.run writes it (no checkpoints yet)."""
+  from ktm import loop, presets, runs  # pylint: disable=import-outside-toplevel
+  from ktm.envs import make_suite  # pylint: disable=import-outside-toplevel
+  from ktm.methods import TaskInfo  # pylint: disable=import-outside-toplevel
+  suite, preset = make_suite('pendulum_group'), presets.KTM['tiny']
+  method = runs.build_method('ktm', TaskInfo.from_suite(suite), dict(
+      cfg=dict(preset['cfg'], obs_size=suite.obs_size, act_size=suite.act_size), ktm=preset['ktm']))
+  os.makedirs(os.path.join(root, 'run'))
+  with open(os.path.join(root, 'run', 'config.json'), 'w') as f:
+    json.dump(runs.run_config(method, 'pendulum_group', loop.LoopConfig(**preset['loop']), None), f)
+
+
+def _setup_valid_run_and_afile(root):
+  _setup_valid_run(root)
+  _setup_afile(root)
+
+
+def _setup_source_run_no_method(root):
+  os.makedirs(os.path.join(root, 'run'))
+  with open(os.path.join(root, 'run', 'config.json'), 'w') as f:
+    json.dump({'benchmark': 'pendulum_group', 'seed': 0}, f)
+
+
+def _setup_complete_teachers(root):
+  """{work}/teachers/set.json: WORKDIR holds a complete teacher set."""
+  os.makedirs(os.path.join(root, 'work', 'teachers'))
+  with open(os.path.join(root, 'work', 'teachers', 'set.json'), 'w') as f:
+    json.dump({'tasks': []}, f)
+
+
 def _setup_read_only(root):
   """{root}/ro: a read-only file system (a tmpfs mounted ro) or, for non-root users, a mode 0555 directory."""
   path = os.path.join(root, 'ro')
@@ -183,7 +342,10 @@ def _teardown(root):
 
 SETUPS = {'': lambda root: None, 'afile': _setup_afile, 'other_run': _setup_other_run,
           'other_teachers': _setup_other_teachers, 'corrupt_config': _setup_corrupt_config,
-          'read_only': _setup_read_only, 'source_run': _setup_source_run, 'bad_suite': _setup_bad_suite}
+          'read_only': _setup_read_only, 'source_run': _setup_source_run, 'bad_suite': _setup_bad_suite,
+          'valid_run': _setup_valid_run, 'valid_run_and_afile': _setup_valid_run_and_afile,
+          'source_run_no_method': _setup_source_run_no_method, 'complete_teachers': _setup_complete_teachers,
+          'empty_dir': lambda root: os.makedirs(os.path.join(root, 'empty'))}
 
 
 def snapshot(root: str) -> Dict[str, tuple]:
@@ -205,7 +367,7 @@ def argv(case: Case, root: str) -> List[str]:
   paths = dict(root=root, work=os.path.join(root, 'work'), teachers=os.path.join(root, 'teachers'),
                run=os.path.join(root, 'run'))
   args = [a.format(**paths) for a in case.args]
-  if case.script not in (E, R) and not any(a.startswith('--workdir=') for a in args):
+  if case.script in (T, K, B) and not any(a.startswith('--workdir=') for a in args):
     args.append(f'--workdir={paths["work"]}')
   if case.script == K and not any(a.startswith('--teacher_dir=') for a in args):
     args.append(f'--teacher_dir={paths["teachers"]}')
@@ -229,10 +391,12 @@ def _run_driver(script: str, jobs: List[Tuple[str, List[str]]]) -> Dict[str, dic
 
 def _run_cli(script: str, args: List[str]) -> dict:
   with tempfile.TemporaryDirectory() as tmp:
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, 'experiments', f'{script}.py')] + args, cwd=tmp,
+    folder = 'examples' if script in EXAMPLES else 'experiments'
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, folder, f'{script}.py')] + args, cwd=tmp,
                           capture_output=True, text=True, timeout=CASE_SECONDS + 60,
                           env=dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=ROOT))
-  return dict(rc=proc.returncode, stderr=proc.stderr, stdout=proc.stdout)
+  return dict(rc=proc.returncode, stderr=proc.stderr, stdout=proc.stdout, seconds=time.monotonic() - start)
 
 
 @pytest.fixture(scope='module')
@@ -251,7 +415,7 @@ def results(tmp_path_factory):
     prepared[case.name] = (root, argv(case, root), snapshot(root))
   out = {}
   try:
-    for script in (T, K, E, R):
+    for script in (T, K, B, E, V, R, G):
       jobs = [(c.name, prepared[c.name][1]) for c in CASES
               if c.script == script and not c.cli and c.name in prepared]
       if jobs:
@@ -286,10 +450,13 @@ def test_bad_input_gives_one_error_line_and_changes_no_file(case, results):
   assert re.search(case.expect, errors[0], re.IGNORECASE), errors[0]
   changed = sorted(set(before) ^ set(after)) + sorted(k for k in before if k in after and before[k] != after[k])
   assert not changed, f'files created, removed or changed under {root}: {changed}'
+  limit = CLI_LIMIT_SECONDS if case.cli else LIMIT_SECONDS
+  assert result['seconds'] < limit, f'{result["seconds"]:.1f} s'
 
 
 def test_every_case_is_distinct_and_there_are_enough():
-  assert len({c.name for c in CASES}) == len(CASES) >= 25
+  assert len({c.name for c in CASES}) == len(CASES) >= 100
+  assert {c.script for c in CASES} == {T, K, B, E, V, R, G}
   assert len({(c.script, c.args, c.setup, c.cli) for c in CASES}) == len(CASES)
 
 
@@ -359,6 +526,25 @@ def test_user_errors_exit_one_line_each(capsys):
     config_flags.user_errors_exit(lambda argv: _raise(RuntimeError('a bug')))([])
 
 
+def test_ktm_traceback_1_keeps_the_traceback_of_a_user_error(monkeypatch):
+  from experiments import config_flags  # pylint: disable=import-outside-toplevel
+  monkeypatch.setenv('KTM_TRACEBACK', '1')
+  with pytest.raises(ValueError, match='TD3Config.tau'):
+    config_flags.user_errors_exit(lambda argv: _raise(ValueError('TD3Config.tau = 0 is not allowed')))([])
+
+
+def test_gym_policy_help_and_a_bad_flag(capsys):
+  from examples import gym_policy  # pylint: disable=import-outside-toplevel
+  with pytest.raises(SystemExit) as info:
+    gym_policy.main(['gym_policy', '--help'])
+  assert info.value.code == 0 and '--run RUN' in capsys.readouterr().out
+  with pytest.raises(SystemExit) as info:
+    gym_policy.main(['gym_policy', '--run=x', '--task=y', '--episodes=abc'])
+  assert info.value.code == 1
+  assert capsys.readouterr().err.strip().splitlines() == [
+      "error: argument --episodes: invalid int value: 'abc' (see --help)"]
+
+
 def test_help_lists_the_scripts_flags_with_meaning_and_range_and_helpfull_the_rest():
   script = os.path.join(ROOT, 'experiments', 'train_teachers.py')
   env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=ROOT)
@@ -396,7 +582,7 @@ class _CaseTimeout(BaseException):
   """Raised by the alarm; a BaseException so that no `except Exception` of the script swallows it."""
 
 
-def _run_case(module, flag_values, args: List[str]) -> dict:
+def _run_case(main: Callable[[List[str]], Any], args: List[str]) -> dict:
   import signal  # pylint: disable=import-outside-toplevel
   import traceback  # pylint: disable=import-outside-toplevel
   captured = tempfile.TemporaryFile(mode='w+')
@@ -411,10 +597,9 @@ def _run_case(module, flag_values, args: List[str]) -> dict:
 
   previous = signal.signal(signal.SIGALRM, on_alarm)
   signal.alarm(CASE_SECONDS)
-  rc = 0
+  rc, start = 0, time.monotonic()
   try:
-    flag_values.unparse_flags()
-    module.main(flag_values([module.__name__] + args))      # report.py reads its run directories from argv
+    main(args)
   except SystemExit as e:
     rc = e.code if isinstance(e.code, int) else 1
   except BaseException:  # pylint: disable=broad-except  (a traceback is a test failure, reported as such)
@@ -430,17 +615,26 @@ def _run_case(module, flag_values, args: List[str]) -> dict:
     os.close(saved[0])
     os.close(saved[1])
   captured.seek(0)
-  return dict(rc=rc, stderr=captured.read(), stdout='')
+  return dict(rc=rc, stderr=captured.read(), stdout='', seconds=time.monotonic() - start)
 
 
 def _driver(script: str, jobs_path: str, out_path: str) -> None:
   import importlib  # pylint: disable=import-outside-toplevel
   sys.path.insert(0, ROOT)
   from absl import flags  # pylint: disable=import-outside-toplevel
-  module = importlib.import_module(f'experiments.{script}')
+  from experiments import config_flags  # pylint: disable=import-outside-toplevel
+  if script in EXAMPLES:           # argparse: main(argv)
+    module = importlib.import_module(f'examples.{script}')
+    main = lambda args: module.main([script] + args)
+  else:                            # absl: flags parsed afresh for every case; report.py reads its runs from argv
+    module = importlib.import_module(f'experiments.{script}')
+
+    def main(args):
+      flags.FLAGS.unparse_flags()
+      module.main(config_flags.parse_flags([module.__name__] + args))   # a bad flag: one line, exit 2
   with open(jobs_path) as f:
     jobs = json.load(f)
-  out = {name: _run_case(module, flags.FLAGS, args) for name, args in jobs}
+  out = {name: _run_case(main, args) for name, args in jobs}
   with open(out_path, 'w') as f:
     json.dump(out, f)
 

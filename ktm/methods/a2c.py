@@ -315,6 +315,9 @@ class A2CMethod(base.Method):
   def make_aux(self, teachers):
     return teachers.states.actor_params
 
+  def update_rows(self, num_envs):
+    return self.cfg.n_steps * num_envs
+
   def onpolicy_chunk(self, learner, env_state, key, suite, aux, num_epochs):
     return onpolicy_chunk(learner, env_state, key, suite, aux, num_epochs, self.cfg, self.teacher_cfg,
                           jnp.asarray(self.tasks.action_masks))

@@ -140,6 +140,12 @@ class Method:
   def batch_size(self) -> int:
     return self.cfg.batch_size   # pytype: disable=attribute-error
 
+  def update_rows(self, num_envs: int) -> int:
+    """Rows per task one update reads (the resource model's activations): the minibatch. On-policy methods: the
+    rollout's."""
+    del num_envs
+    return self.batch_size
+
   @property
   def replay_capacity(self) -> int:
     """Transitions per task in the online replay (0: no replay, e.g. on-policy methods). Default: the

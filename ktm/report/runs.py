@@ -17,6 +17,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ktm import checkpoint
+
 METHOD_LABELS = {'ideal': 'Ideal', 'ktm': 'KTM', 'td3_mt': 'TD3-MT', 'sac_mt': 'SAC-MT', 'sharednet': 'SharedNet',
                  'gsurgery': 'G-Surgery', 'a2c_mt': 'A2C-MT'}
 ABLATIONS = ('w/o Offline', 'w/o Online', 'Online w/o Teacher', 'Online only Teacher', 'w/o HER')
@@ -57,10 +59,10 @@ def parse_spec(spec: str) -> Tuple[str, Optional[str]]:
 
 
 def read_json(path: str) -> Optional[dict]:
+  """The file's JSON, None when it does not exist; a corrupt file is a CheckpointError naming it."""
   if not os.path.exists(path):
     return None
-  with open(path) as f:
-    return json.load(f)
+  return checkpoint.read_json(path)
 
 
 def method_of(config: dict) -> str:
