@@ -70,6 +70,41 @@ def expert_success(env, task: str, episode_steps: int = 500):
   return success, ret
 
 
+CONTROL_ENV = 'Pusher-v5'   # a gymnasium MuJoCo env with contacts and no Meta-World code: the engine's own change
+
+
+def control_rollout(steps: int, seed: int):
+  """obs [steps + 1, 23] of gymnasium's Pusher-v5 (reset seed `seed`) under uniform actions."""
+  import gymnasium  # pylint: disable=import-outside-toplevel
+  env = gymnasium.make(CONTROL_ENV)
+  actions = np.random.default_rng([seed, 99]).uniform(-1.0, 1.0, (steps,) + env.action_space.shape)
+  obs = [env.reset(seed=seed)[0]]
+  obs += [env.step(a.astype(np.float32))[0] for a in actions]
+  return np.asarray(obs)
+
+
+WELD_PROBE_XML = '''<mujoco><worldbody><body name="a" {mocap} pos="0.1 0 1"/>
+<body name="l1" pos="0 0 1"><joint type="hinge" axis="0 1 0" damping="1"/>
+<geom type="capsule" fromto="0 0 0 0.3 0 0" size="0.03"/><body name="l2" pos="0.3 0 0">
+<joint type="hinge" axis="0 0 1" damping="1"/><geom type="capsule" fromto="0 0 0 0.3 0 0" size="0.03"/></body></body>
+</worldbody><equality><weld body1="a" body2="l2"/></equality></mujoco>'''
+
+
+def weld_probe(mocap: bool, steps: int = 500):
+  """qpos [steps, 2] of a two-link arm welded (as compiled from the XML, no eq_data written) to body 'a': a mocap
+  body moved along a sine (as Meta-World moves its hand's mocap), or a static body."""
+  import mujoco  # pylint: disable=import-outside-toplevel
+  model = mujoco.MjModel.from_xml_string(WELD_PROBE_XML.format(mocap='mocap="true"' if mocap else ''))
+  data, out = mujoco.MjData(model), []
+  for i in range(steps):
+    if mocap:
+      data.mocap_pos[0] = [0.3 + 0.1 * np.sin(i / 50), 0.2, 1.0]
+      data.mocap_quat[0] = [1.0, 0.0, 1.0, 0.0]
+    mujoco.mj_step(model, data)
+    out.append(data.qpos.copy())
+  return np.asarray(out)
+
+
 def dump(path: str, reference: bool, steps: int, seed: int, goals: int):
   import mujoco  # pylint: disable=import-outside-toplevel
   tasks, make = _reference_env_maker() if reference else _ours_env_maker()
@@ -84,6 +119,8 @@ def dump(path: str, reference: bool, steps: int, seed: int, goals: int):
     out[f'{task}/expert_success'] = np.asarray([s for s, _ in runs], np.float64)
     out[f'{task}/expert_return'] = np.asarray([r for _, r in runs])
     print(f'{task}: expert success {np.mean(out[f"{task}/expert_success"]):.2f}', flush=True)
+  out['control/obs'] = control_rollout(steps, seed)
+  out['probe/mocap_weld'], out['probe/static_weld'] = weld_probe(True), weld_probe(False)
   out['seconds'] = time.time() - start
   np.savez(path, **{k: np.asarray(v) for k, v in out.items()})
   print(f'wrote {path} (mujoco {out["mujoco"]}, metaworld {out["metaworld"]}, {out["seconds"]:.0f} s)')
@@ -96,11 +133,16 @@ def compare(ref_path: str, ours_path: str, json_path: str | None):
     row = dict(task=task)
     for field in ('obs', 'reward', 'success', 'goal'):
       row[f'max_abs_diff_{field}'] = float(np.max(np.abs(ref[f'{task}/{field}'] - ours[f'{task}/{field}'])))
-    row['final_reward_ref'] = float(ref[f'{task}/reward'][-1])
+    row['expert_success_per_goal_ours'] = ours[f'{task}/expert_success'].tolist()
     for name, data in (('ref', ref), ('ours', ours)):
       row[f'expert_success_{name}'] = float(np.mean(data[f'{task}/expert_success']))
       row[f'expert_return_{name}'] = float(np.mean(data[f'{task}/expert_return']))
     rows.append(row)
+  control = float(np.max(np.abs(ref['control/obs'] - ours['control/obs'])))
+  print(f'control, gymnasium {CONTROL_ENV} (no Meta-World code, no patch): max |obs diff| {control:.3g}')
+  probes = {k: float(np.max(np.abs(ref[f'probe/{k}'] - ours[f'probe/{k}']))) for k in ('mocap_weld', 'static_weld')}
+  print(f'weld probe (XML weld, no eq_data written), max |qpos diff| over 500 steps: to a moving mocap body '
+        f"{probes['mocap_weld']:.3g}, to a static body {probes['static_weld']:.3g}")
   print('| task | max |obs diff| | max |reward diff| | success diff | goal diff | expert success ref / ours '
         '| expert return ref / ours |')
   print('|---|---|---|---|---|---|---|')
@@ -115,7 +157,13 @@ def compare(ref_path: str, ours_path: str, json_path: str | None):
                       f'goal {GOAL_INDEX} for the random-action rollouts',
                  steps=int(ref['steps']), action_seed=int(ref['seed']),
                  expert_episodes_per_task=int(ref[f"{rows[0]['task']}/expert_success"].size),
-                 tasks=rows)
+                 tasks=rows, control=dict(env=CONTROL_ENV, max_abs_diff_obs=control,
+                                          note='the same comparison on a gymnasium env that no patch touches: '
+                                               'the engine change of mujoco 3.3.0 -> 3.17.0 alone'),
+                 weld_probe=dict(max_abs_diff_qpos=probes,
+                                 note='a two-link arm welded by an XML weld (nothing written into eq_data) to a '
+                                      'moving mocap body, or to a static body, 500 steps (benchmarks/'
+                                      'metaworld_parity.py WELD_PROBE_XML)'))
   if json_path:
     with open(json_path, 'w') as f:
       json.dump(summary, f, indent=1)
