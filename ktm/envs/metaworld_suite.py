@@ -76,7 +76,10 @@ def patch_mocap_welds() -> bool:
   from metaworld import sawyer_xyz_env  # pylint: disable=import-outside-toplevel
   if mujoco.mjNEQDATA == MOCAP_WELD_DATA.size:
     return False
-  sawyer_xyz_env.SawyerMocapBase.reset_mocap_welds = reset_mocap_welds
+  base = sawyer_xyz_env.SawyerMocapBase
+  if base.reset_mocap_welds is not reset_mocap_welds:
+    base.metaworld_reset_mocap_welds = base.reset_mocap_welds   # metaworld's own, kept for the tests
+    base.reset_mocap_welds = reset_mocap_welds
   return True
 
 
