@@ -140,7 +140,8 @@ def _resolve(name) -> list[tuple[str, ...]]:
   single = name[len('single:'):] if name.startswith('single:') else name
   if single in tasks_lib.TASKS or single in models_lib.VARIANTS:
     return [(single,)]
-  raise ValueError(f'unknown suite {name!r}; registered suites: {sorted(SUITES)}; or a '
+  raise ValueError(f'unknown suite {name!r}; registered suites: {sorted(SUITES) + sorted(GYM_SUITES)}; '
+                   f"gymnasium ones: 'gym:ID,ID,...', {sorted(OPTIONAL_GYM_SUITES)} (optional packages); or a "
                    f"single task ('single:NAME' or NAME) from {sorted(SINGLE_TASKS)}; or a user suite "
                    "'module.path:SUITE'")
 
