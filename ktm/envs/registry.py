@@ -14,6 +14,7 @@ import jax
 from mujoco import rollout as mj_rollout
 
 from ktm.envs import gym_suite
+from ktm.envs import metaworld_suite
 from ktm.envs import models as models_lib
 from ktm.envs import task_id
 from ktm.envs import tasks as tasks_lib
@@ -30,6 +31,8 @@ SUITES = {
     'pendulum_group': [tuple(v.name for v in models_lib.PENDULUM_VARIANTS)],
 }
 GYM_SUITES = {}   # name -> gym_suite.GymSuiteDef (ktm.envs.custom.gym_suite)
+# Suites registered on first use where their package imports (else asking for one raises its install line).
+OPTIONAL_GYM_SUITES = {metaworld_suite.NAME: metaworld_suite.definition}
 SINGLE_TASKS = tuple(tasks_lib.TASKS) + tuple(models_lib.VARIANTS)   # the built-in ones
 _KTM_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _FILE_MODULES = {}   # absolute path -> module, for 'file.py:ATTR' references
@@ -105,6 +108,9 @@ def _gym_definition(name):
     return gym_suite.definition(name, [i.strip() for i in name[len('gym:'):].split(',') if i.strip()])
   if name in GYM_SUITES:
     return GYM_SUITES[name]
+  if name in OPTIONAL_GYM_SUITES:
+    register_gym_suite(OPTIONAL_GYM_SUITES[name]())
+    return GYM_SUITES[name]
   if ':' in name and not name.startswith('single:'):
     obj = resolve_reference(name)
     return obj if isinstance(obj, gym_suite.GymSuiteDef) else None
@@ -134,7 +140,8 @@ def _resolve(name) -> list[tuple[str, ...]]:
   single = name[len('single:'):] if name.startswith('single:') else name
   if single in tasks_lib.TASKS or single in models_lib.VARIANTS:
     return [(single,)]
-  raise ValueError(f'unknown suite {name!r}; registered suites: {sorted(SUITES)}; or a '
+  raise ValueError(f'unknown suite {name!r}; registered suites: {sorted(SUITES) + sorted(GYM_SUITES)}; '
+                   f"gymnasium ones: 'gym:ID,ID,...', {sorted(OPTIONAL_GYM_SUITES)} (optional packages); or a "
                    f"single task ('single:NAME' or NAME) from {sorted(SINGLE_TASKS)}; or a user suite "
                    "'module.path:SUITE'")
 
@@ -163,8 +170,8 @@ def make_suite(name, num_envs: int = 1, backend: str = 'auto',
 
   backend: 'auto' (native MuJoCo, except MJX on a GPU/TPU at num_envs >= MJX_MIN_ENVS), 'mjx' or 'native'.
   nthread: native rollout threads (default: all CPU cores).
-  A gymnasium suite ('gym:Hopper-v5,InvertedPendulum-v5', or ktm.envs.custom.gym_suite) is stepped on the host:
-  backend 'auto' or 'native'.
+  A gymnasium suite ('gym:Hopper-v5,InvertedPendulum-v5', ktm.envs.custom.gym_suite, or 'mt10': Meta-World MT10
+  where metaworld is installed, ktm/envs/metaworld_suite.py) is stepped on the host: backend 'auto' or 'native'.
   NAME + '+task_id' (e.g. 'benchmark_b+task_id'): suite NAME with a one-hot of the task appended to every
   observation (ktm/envs/task_id.py).
   """
