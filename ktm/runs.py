@@ -187,6 +187,18 @@ def check_workdir_writable(workdir: str) -> None:
 
 
 
+def check_replay_rows(method: Method, num_envs: int) -> None:
+  """ValueError (one line) when a compiled chunk would write more rows into a task's replay than it holds: each of
+  its `chunk` epochs adds `num_envs` rows per task."""
+  for stage in method.stages():
+    epochs = min(stage.chunk, stage.epochs)
+    rows = epochs * num_envs
+    if stage.kind == 'offpolicy' and stage.collect and rows > method.replay_capacity:
+      raise ValueError(f'stage {stage.name!r} collects {epochs} epochs x {num_envs} envs = {rows:,} rows per '
+                       f'task per compiled chunk, more than the replay holds per task ({method.replay_capacity:,}): '
+                       'raise the replay capacity or lower the chunk or --num_envs')
+
+
 def check_resources(method: Method, suite: Suite, workdir: str, members: int = 1, devices: int = 1) -> None:
   """Before anything is allocated or written: MemoryError (one line) if the replay of the members one device holds
   (all `members` split over `devices`) would not fit in its free memory, OSError (ENOSPC) if the disk under
@@ -428,6 +440,7 @@ def train_teachers(benchmark: str, td3_kwargs: dict, schedule_kwargs: dict, loop
   method = build_method('ideal', TaskInfo.from_suite(suite),
                         dict(cfg=dict(obs_size=suite.obs_size, act_size=suite.act_size, **td3_kwargs),
                              schedule=schedule_kwargs))
+  check_replay_rows(method, loop_cfg.num_envs)
   check_workdir_writable(workdir)
   with writing(workdir, 'teacher directory'):
     return _train_teachers(method, benchmark, suite, loop_cfg, workdir, backend, tensorboard, progress_bar,
@@ -550,6 +563,7 @@ def run(method_name: str, benchmark: str, configs: Dict[str, Any], loop_cfg: loo
                     if 'obs_size' in {f.name for f in dataclasses.fields(cls)} else kwargs)
              for name, cls in config_fields(METHODS[method_name]).items() for kwargs in [configs.get(name, {})]}
   method = build_method(method_name, tasks, configs)          # validates every config before any work
+  check_replay_rows(method, loop_cfg.num_envs)
   sweep_lib.member_methods(method, sweep)                     # and every member's values
   check_workdir_writable(workdir)
   config = run_config(method, benchmark, loop_cfg, teacher_dir, sweep, init_from)
