@@ -467,7 +467,7 @@ def _train_teachers(method, benchmark, suite, loop_cfg, workdir, backend, tensor
                  **sweep_results(suite.task_names, sweep, best, None, diverged), **provenance())
   if sweep.size == 1:
     results['tasks'] = teachers_lib.summarize(suite.task_names, loop.member_history(history, 0),
-                                              method.schedule.steps, wall)
+                                              method.schedule.steps, wall, suite.num_envs)
   _write_results(workdir, results)
   if jax.process_index() == 0:
     if sweep.size == 1:

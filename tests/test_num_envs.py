@@ -307,3 +307,10 @@ def test_num_envs_and_fractional_updates_per_step_are_flags():
   fv(['prog', '--updates_per_step=3'])
   built = config_flags.build(OffPolicySchedule, {}, fv)
   assert built.updates_per_step == 3 and isinstance(built.updates_per_step, int)
+
+
+def test_teacher_results_count_env_steps_as_steps_times_e():
+  from ktm import teachers  # pylint: disable=import-outside-toplevel
+  rows = teachers.summarize(('A', 'B'), [{'returns': [[1.0, 3.0], [2.0, 2.0]]}], 100, 5.0, num_envs=4)
+  assert [(r['name'], r['steps'], r['env_steps'], r['best_return']) for r in rows] == [('A', 100, 400, 2.0),
+                                                                                      ('B', 100, 400, 2.0)]
