@@ -37,8 +37,8 @@ EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells report Ctrl-C
 
 def _base_type(annotation):
   if typing.get_origin(annotation) is typing.Union:   # Optional[X]
-    return next(a for a in typing.get_args(annotation) if a is not type(None))
-  return annotation
+    annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+  return getattr(annotation, '__supertype__', annotation)   # a NewType (validate.UpdateRatio): its base type
 
 
 def _sentence(text: str) -> str:

@@ -5,6 +5,9 @@ r"""The paper's comparison methods on the shared multi-task loop: TD3-MT, SAC-MT
   # Benchmark A at CPU scale (Table 1 of results/benchmark_a_cpu), 2 seeds in one program:
   python experiments/run_baseline.py --method=td3_mt --preset=cpu --seeds=2 --workdir=runs/td3_mt_a \
       --teacher_dir=runs/teachers_a
+  # E = 4 envs per task and a larger batch per update ('fast', every off-policy method; --num_envs=E and a
+  # fractional --updates_per_step=0.25, one update every 4 env steps, work with any preset):
+  python experiments/run_baseline.py --method=td3_mt --preset=fast --workdir=/tmp/ktm/td3_mt_fast
   # the paper's setting on Benchmark A, sharing one teacher directory with run_ktm.py:
   python experiments/run_baseline.py --method=gsurgery --workdir=runs/gsurgery_a --teacher_dir=runs/teachers_a
 
@@ -26,7 +29,8 @@ BASELINES = ('td3_mt', 'sac_mt', 'sharednet', 'gsurgery', 'a2c_mt')
 SIZE_FIELDS = ('obs_size', 'act_size')
 
 flags.DEFINE_enum('method', None, [m for m in BASELINES if m in METHODS], 'The comparison method to train.')
-config_flags.define_run_flags(('paper', 'quick', 'cpu'), 'Output directory (resumed if it holds a checkpoint).')
+config_flags.define_run_flags(sorted({p for m in BASELINES if m in METHODS for p in presets.METHODS[m]}),
+                              'Output directory (resumed if it holds a checkpoint).')
 flags.DEFINE_string('teacher_dir', None, 'Teachers for the ratio column (and A2C-MT\'s distillation); default '
                     'WORKDIR/teachers_run; trained there with the preset\'s teacher settings if missing.')
 flags.DEFINE_boolean('train_teachers', True, 'Train missing teachers (with the preset\'s teacher settings) first. '
@@ -61,6 +65,9 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)   # orbax logs every checkpoint step at INFO
   if FLAGS.method is None:
     raise ValueError(f'--method is required: one of {", ".join(m for m in BASELINES if m in METHODS)}')
+  if FLAGS.preset not in presets.METHODS[FLAGS.method]:
+    raise ValueError(f'--method={FLAGS.method} has no preset {FLAGS.preset!r}: one of '
+                     f'{", ".join(presets.METHODS[FLAGS.method])}')
   preset = presets.METHODS[FLAGS.method][FLAGS.preset]
   configs = method_configs(FLAGS.method, preset)
   loop_cfg = config_flags.build(loop.LoopConfig, preset['loop'])

@@ -24,9 +24,9 @@ config_flags.define_run_flags(presets.KTM, 'Output directory (resumed if it hold
 flags.DEFINE_string('teacher_dir', None, 'Teachers (default: WORKDIR/teachers_run); trained there if missing.')
 flags.DEFINE_string('init_from', None, "Start a new WORKDIR from this KTM-DRL run's checkpoint at the end of its "
                     'offline stage instead of training that stage again: the run must have the same settings except '
-                    'online-only ones (alpha, beta, online_epochs, chunk_steps, online_start_steps, the noises, tau, '
-                    'gamma, policy_delay). Same result as training from scratch; the offline evaluations and wall '
-                    'time are that run\'s.')
+                    'online-only ones (alpha, beta, online_epochs, chunk_steps, online_start_steps, updates_per_step, '
+                    'the noises, tau, gamma, policy_delay). Same result as training from scratch; the offline '
+                    'evaluations and wall time are that run\'s.')
 flags.DEFINE_integer('exit_after_checkpoint', None, 'Testing aid: exit one chunk after the N-th checkpoint.')
 config_flags.define_flags(td3.TD3Config, exclude=('obs_size', 'act_size'))
 config_flags.define_flags(KTMConfig)

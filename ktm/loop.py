@@ -1,8 +1,9 @@
 """ONE multi-task training loop for every method: compiled chunks inside, a host loop outside.
 
 Compiled (one `jit` per chunk kind, the run state donated):
-  offpolicy_chunk  collect `n` epochs of env steps with the method's exploration into the replay (in place), then
-                   n * updates_per_epoch method updates, each on one minibatch per task read from the replay
+  offpolicy_chunk  collect `n` epochs of env steps (E per task each) with the method's exploration into the replay
+                   (in place), then the updates due in those epochs (n x updates_per_epoch, exactly floor'ed when
+                   it is a fraction), each on one minibatch per task read from the replay
   onpolicy_chunk   the method's own rollouts and updates (A2C-MT)
   evaluate         deterministic returns [K, E] of the method's policy
 Host (`train`): stages in order, chunk boundaries at evaluations, checkpoints and stage ends (derived from the epoch
@@ -27,9 +28,10 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from ktm import checkpoint, networks, replay, rollout, validate
+from ktm import checkpoint, networks, replay, rollout, td3, validate
 from ktm import sweep as sweep_lib
 from ktm.envs import EnvState, Suite
+from ktm.methods import base
 from ktm.methods.base import Method, Stage
 from ktm.sweep import Sweep
 
@@ -271,20 +273,39 @@ def _offpolicy_member(state: RunState, aux: Any, method: Method, suite: Suite, s
     buffer = replay.insert(buffer, rows)
     metrics['train_return'] = stats.mean()
   if learn:
-    source = method.sample_source(stage, buffer, aux)
-    updates = num_epochs * spec.updates_per_epoch
-    first_update = (state.epoch - spec.random_epochs) * spec.updates_per_epoch
-
-    def body(learner, inputs):
-      i, sample_key = inputs
-      batch = replay.sample(source, sample_key, method.batch_size)
-      return method.update(learner, batch, aux, stage, state.epoch + i // spec.updates_per_epoch, first_update + i)
-
-    learner, update_metrics = jax.lax.scan(body, learner, (jnp.arange(updates), jax.random.split(learn_key, updates)))
-    metrics.update(_mean_over_scan(update_metrics))
+    learner, update_metrics = _updates(learner, method.sample_source(stage, buffer, aux), aux, method, stage, spec,
+                                       state.epoch, num_epochs, learn_key)
+    metrics.update(update_metrics)
   metrics['finite'] = finite_flag(learner, metrics)
   return RunState(learner=learner, buffer=buffer, env=env, key=key, stage=state.stage,
                   epoch=state.epoch + num_epochs), metrics
+
+
+def _updates(learner, source: replay.ReplayBuffer, aux, method: Method, stage: int, spec: Stage, epoch: jnp.ndarray,
+             num_epochs: int, key: jax.Array):
+  """The updates due in epochs [epoch, epoch + num_epochs) at the stage's ratio p / q (`Stage.update_ratio`): the
+  stage's update j (counted from its random phase's end) belongs to its epoch random_epochs + ((j + 1) q - 1) // p.
+  With q = 1 that is num_epochs x p updates (a plain scan); with q > 1 the scan has the most slots n epochs can hold,
+  ceil(n p / q), and a slot past the updates due skips (one `lax.cond` on the shared epoch: a real branch under the
+  member vmap). Metrics: means over the updates taken (0 where none was)."""
+  p, q = spec.update_ratio
+  first_update = base.updates_after(epoch - spec.random_epochs, (p, q))
+  due = base.updates_after(epoch + num_epochs - spec.random_epochs, (p, q)) - first_update
+  slots = -(-num_epochs * p // q)
+
+  def body(learner, inputs):
+    i, sample_key = inputs
+    j = first_update + i
+    update = lambda l: method.update(l, replay.sample(source, sample_key, method.batch_size), aux, stage,
+                                     spec.random_epochs + ((j + 1) * q - 1) // p, j)
+    return update(learner) if q == 1 else td3.update_if(i < due, update, learner)
+
+  learner, metrics = jax.lax.scan(body, learner, (jnp.arange(slots), jax.random.split(key, slots)))
+  if q == 1:
+    return learner, _mean_over_scan(metrics)
+  taken = (jnp.arange(slots) < due).astype(jnp.float32)
+  mean = lambda m: jnp.tensordot(taken, m, axes=1) / jnp.maximum(due, 1).astype(m.dtype)
+  return learner, jax.tree.map(mean, metrics)
 
 
 def _onpolicy_member(state: RunState, aux: Any, method: Method, suite: Suite, num_epochs: int

@@ -446,6 +446,7 @@ def train_teachers(benchmark: str, td3_kwargs: dict, schedule_kwargs: dict, loop
   method = build_method('ideal', TaskInfo.from_suite(suite),
                         dict(cfg=dict(obs_size=suite.obs_size, act_size=suite.act_size, **td3_kwargs),
                              schedule=schedule_kwargs))
+  resources.check_chunk_fits_replay(method, loop_cfg)
   check_workdir_writable(workdir)
   with writing(workdir, 'teacher directory'):
     return _train_teachers(method, benchmark, suite, loop_cfg, workdir, backend, tensorboard, progress_bar,
@@ -472,7 +473,7 @@ def _train_teachers(method, benchmark, suite, loop_cfg, workdir, backend, tensor
                  **sweep_results(suite.task_names, sweep, best, None, diverged), **provenance())
   if sweep.size == 1:
     results['tasks'] = teachers_lib.summarize(suite.task_names, loop.member_history(history, 0),
-                                              method.schedule.steps, wall)
+                                              method.schedule.steps, wall, suite.num_envs)
   _write_results(workdir, results)
   if jax.process_index() == 0:
     if sweep.size == 1:

@@ -60,11 +60,13 @@ def complete(teacher_dir: Optional[str]) -> bool:
   return bool(entries) and all(os.path.isfile(os.path.join(teacher_path(teacher_dir, e), META_FILE)) for e in entries)
 
 
-def summarize(task_names: Sequence[str], history: List[dict], steps: int, wall_seconds: float) -> List[dict]:
-  """Per task: final and best average evaluation return, steps trained, wall seconds."""
+def summarize(task_names: Sequence[str], history: List[dict], steps: int, wall_seconds: float,
+              num_envs: int = 1) -> List[dict]:
+  """Per task: final and best average evaluation return, steps (epochs) trained, env steps (steps x E envs per
+  task), wall seconds."""
   means = np.array([np.mean(h['returns'], axis=1) for h in history])  # [evals, K]
   return [dict(name=n, final_return=float(means[-1, k]), best_return=float(means[:, k].max()), steps=steps,
-               wall_seconds=wall_seconds) for k, n in enumerate(task_names)]
+               env_steps=steps * num_envs, wall_seconds=wall_seconds) for k, n in enumerate(task_names)]
 
 
 def filled_rows(buffer: replay.ReplayBuffer, task: int) -> replay.Transition:

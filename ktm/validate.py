@@ -19,16 +19,19 @@ not a dataclass field), and check them all in `__post_init__`:
 `experiments/config_flags.py` prints `RANGES` in each generated flag's `--help` text ("allowed: > 0"), and the
 field's trailing comment as its meaning, so a range declared here is both enforced and documented. Rules:
   POSITIVE (> 0), NON_NEGATIVE (>= 0), AT_LEAST_1 (integer >= 1), at_least(n), interval(lo, hi, ...),
-  UNIT_INTERVAL_OPEN_LOW ((0, 1]), one_of(*choices), SIZES (non-empty integers >= 1), optional(rule) (None or rule).
+  UNIT_INTERVAL_OPEN_LOW ((0, 1]), one_of(*choices), SIZES (non-empty integers >= 1), optional(rule) (None or rule),
+  UPDATE_RATIO (p / q > 0, for an `UpdateRatio` field: updates per env step).
 Float rules also reject NaN and +-inf. For a one-off check the functional helpers do the same in one call:
 `positive(cfg, 'actor_lr', 'critic_lr')`, `non_negative(cfg, 'alpha', 'beta')`, `in_range(cfg, 'gamma', 0, 1,
 low_open=True)`, `check(cfg, {'batch_size': AT_LEAST_1})`.
 """
 
 import dataclasses
+import fractions
 import math
 import numbers
-from typing import Any, Callable, Dict, Mapping
+import typing
+from typing import Any, Callable, Dict, Mapping, Tuple
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +93,41 @@ MAX_SEED = 2**31 - 1    # seeds go to the compiled program as int32
 SEED = Rule(lambda x: _integer(x) and 0 <= x <= MAX_SEED, f'an integer in [0, {MAX_SEED}]')
 UNIT_INTERVAL_OPEN_LOW = interval(0, 1, low_open=True)
 UNIT_INTERVAL = interval(0, 1)
+MAX_UPDATE_PERIOD = 1000   # the largest q of an updates-per-step ratio p / q
+
+
+def update_ratio(x) -> Tuple[int, int]:
+  """(p, q) with x = p / q exactly (q <= MAX_UPDATE_PERIOD): updates per env step as p updates every q steps.
+  ValueError for a value that is not a positive number of that form (e.g. 0.25 -> (1, 4), 3 -> (3, 1),
+  1 / 3 as a float -> (1, 3), 0.3 -> (3, 10))."""
+  if not _real(x) or x <= 0:
+    raise ValueError(f'{x!r} is not a number > 0')
+  ratio = fractions.Fraction(x).limit_denominator(MAX_UPDATE_PERIOD)
+  if float(ratio) != float(x):
+    raise ValueError(f'{x!r} is not p / q with q <= {MAX_UPDATE_PERIOD}')
+  return ratio.numerator, ratio.denominator
+
+
+def _is_update_ratio(x) -> bool:
+  try:
+    update_ratio(x)
+  except ValueError:
+    return False
+  return True
+
+
+# Updates per env step: an integer >= 1, or a fraction p / q (0.25 = one update every 4 steps), exact.
+UPDATE_RATIO = Rule(_is_update_ratio, f'a number > 0 that is p / q with q <= {MAX_UPDATE_PERIOD} (e.g. 2, 0.25, '
+                    '0.5), applied exactly: floor(steps x p / q) updates after `steps` steps')
+# A field holding an UPDATE_RATIO: a float to the flags, but not a float to `--sweep` (it is structural).
+UpdateRatio = typing.NewType('UpdateRatio', float)
+
+
+def integral(x):
+  """x as an int when it is an integral float (3.0 -> 3), so a ratio given as a flag is stored as the preset's."""
+  return int(x) if isinstance(x, float) and x.is_integer() else x
+
+
 SIZES = Rule(lambda x: isinstance(x, (tuple, list)) and len(x) > 0 and all(_integer(h) and h >= 1 for h in x),
              'a non-empty list of integers >= 1')
 

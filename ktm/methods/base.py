@@ -68,8 +68,10 @@ class Stage:
   """One phase of training, run in compiled chunks of at most `chunk` epochs.
 
   kind 'offpolicy': every epoch each of the K x E envs takes one step with `act(explore=True)` (uniform-random
-  actions below epoch `random_epochs`) into the online replay (if `collect`), then `updates_per_epoch` updates each
-  sample one minibatch per task from `sample_source` (no updates below `random_epochs`).
+  actions below epoch `random_epochs`) into the online replay (if `collect`), so each task's sub-buffer gets E rows
+  per epoch; no updates below `random_epochs`, and after e epochs past it, floor(e x p / q) updates in all
+  (`updates_per_epoch` = p / q, `update_ratio`; 1 = one per epoch), each on one minibatch per task from
+  `sample_source`.
   kind 'onpolicy': the method's own `onpolicy_chunk` runs `chunk` epochs (its own rollouts and updates).
   """
   name: str
@@ -78,29 +80,45 @@ class Stage:
   kind: str = 'offpolicy'
   collect: bool = True
   random_epochs: int = 0
-  updates_per_epoch: int = 1
+  updates_per_epoch: float = 1
 
   def __post_init__(self):
     if self.kind not in ('offpolicy', 'onpolicy'):
       raise ValueError(f"stage kind must be 'offpolicy' or 'onpolicy', got {self.kind!r}")
-    if self.epochs < 0 or self.chunk < 1 or self.random_epochs < 0 or self.updates_per_epoch < 1:
+    if self.epochs < 0 or self.chunk < 1 or self.random_epochs < 0:
       raise ValueError(f'invalid stage {self}')
+    self.update_ratio   # pylint: disable=pointless-statement  (raises for a bad updates_per_epoch)
+
+  @property
+  def update_ratio(self) -> Tuple[int, int]:
+    """(p, q): p updates every q epochs (exact integers; see `validate.update_ratio`)."""
+    return validate.update_ratio(self.updates_per_epoch)
+
+
+def updates_after(epochs, ratio: Tuple[int, int]):
+  """Updates taken in the first `epochs` epochs past the random phase at `ratio` (p, q): floor(epochs x p / q)
+  (ints or traced int arrays)."""
+  p, q = ratio
+  return (epochs * p) // q
 
 
 @dataclasses.dataclass(frozen=True)
 class OffPolicySchedule:
   """How long an off-policy method trains and how it collects: one 'train' stage of `steps` epochs."""
   steps: int = 1_000_000           # epochs; in each, every task's E envs take one env step
-  start_steps: int = 0             # uniform-random actions and no updates before this epoch
+  start_steps: int = 0             # uniform-random actions and no updates before this epoch (start_steps x E
+                                   # random transitions per task)
   chunk_steps: int = 1             # epochs per compiled call (policy fixed within); 1 = act-then-update exactly
-  updates_per_step: int = 1        # updates (each on one minibatch per task) per epoch
-  replay_capacity: int = 1_000_000  # transitions per task sub-buffer
+  updates_per_step: validate.UpdateRatio = 1   # updates (each on one minibatch per task) per epoch; a fraction
+                                               # p / q is p updates every q epochs (0.25: one every 4)
+  replay_capacity: int = 1_000_000  # transitions per task sub-buffer (its E envs write E rows per epoch)
 
   RANGES = dict(steps=validate.AT_LEAST_1, start_steps=validate.NON_NEGATIVE_INT, chunk_steps=validate.AT_LEAST_1,
-                updates_per_step=validate.AT_LEAST_1, replay_capacity=validate.AT_LEAST_1)
+                updates_per_step=validate.UPDATE_RATIO, replay_capacity=validate.AT_LEAST_1)
 
   def __post_init__(self):
     validate.check(self, self.RANGES)
+    object.__setattr__(self, 'updates_per_step', validate.integral(self.updates_per_step))
 
   def stages(self) -> Tuple['Stage', ...]:
     return (Stage('train', self.steps, self.chunk_steps, random_epochs=self.start_steps,

@@ -40,6 +40,8 @@ class KTMConfig:
   switch_every: int = 1000             # epochs per task in the flat ("w/o HER") schedule: one episode
   online_start_steps: int = 0          # uniform-random online epochs (no updates) before learning; the paper has
                                        # none, the authors' code none in effect (ktm/presets.py)
+  updates_per_step: validate.UpdateRatio = 1   # online updates per epoch (1: Algorithm 1); a fraction p / q is p
+                                               # updates every q epochs (0.25: one every 4)
   online_adam: str = 'carry'           # 'carry': the online stage goes on with the offline stage's Adam moments;
                                        # 'fresh': new ones (the authors' code steps separate online optimizers)
   trust_rule: str = 'none'             # per-sample weight of Eq. 5's teacher term (ktm/trust.py): 'none' (the
@@ -57,12 +59,13 @@ class KTMConfig:
                 combine=validate.one_of('sequential', 'joint'), replay=validate.one_of('hierarchical', 'flat'),
                 chunk_steps=validate.AT_LEAST_1, offline_chunk=validate.AT_LEAST_1,
                 online_capacity=validate.AT_LEAST_1, switch_every=validate.AT_LEAST_1,
-                online_start_steps=validate.NON_NEGATIVE_INT, online_adam=validate.one_of('carry', 'fresh'),
-                trust_rule=validate.one_of(*trust.RULES), trust_audit=validate.optional(validate.UNIT_INTERVAL),
-                value_norm=validate.one_of('none', 'scale'))
+                online_start_steps=validate.NON_NEGATIVE_INT, updates_per_step=validate.UPDATE_RATIO,
+                online_adam=validate.one_of('carry', 'fresh'), trust_rule=validate.one_of(*trust.RULES),
+                trust_audit=validate.optional(validate.UNIT_INTERVAL), value_norm=validate.one_of('none', 'scale'))
 
   def __post_init__(self):
     validate.check(self, self.RANGES)
+    object.__setattr__(self, 'updates_per_step', validate.integral(self.updates_per_step))
     if self.offline_epochs == self.online_epochs == 0:
       raise ValueError('KTMConfig.offline_epochs = online_epochs = 0 is not allowed: nothing would be trained '
                        '(at least one of them must be >= 1)')
@@ -230,11 +233,14 @@ def offline_epoch(student: td3.TD3State, teacher_critics, batches, masks, epoch,
 
 
 def online_epoch(student: td3.TD3State, teacher_critics, batches, masks, epoch, cfg: td3.TD3Config,
-                 teacher_cfg: td3.TD3Config, ktm_cfg: KTMConfig) -> Tuple[td3.TD3State, dict]:
+                 teacher_cfg: td3.TD3Config, ktm_cfg: KTMConfig,
+                 policy_step: Optional[jnp.ndarray] = None) -> Tuple[td3.TD3State, dict]:
   """Lines 15-20 for all tasks (after the env steps): teacher_critics [K], batches [K, B, ...], masks [K, A].
-  The actor and targets update when `td3.is_policy_step(epoch)`, i.e. every `policy_delay` epochs. With teacher
-  trust on, teacher_critics is a `trust.Teacher` [K] and Eq. 5 is `trusted_eq5_actor_loss`."""
-  policy_step = td3.is_policy_step(epoch, cfg)
+  The actor and targets update when `policy_step`, by default `td3.is_policy_step(epoch)`, i.e. every
+  `policy_delay` epochs. With teacher trust on, teacher_critics is a `trust.Teacher` [K] and Eq. 5 is
+  `trusted_eq5_actor_loss`."""
+  if policy_step is None:
+    policy_step = td3.is_policy_step(epoch, cfg)
   update = functools.partial(online_task_update, policy_step=policy_step, cfg=cfg, teacher_cfg=teacher_cfg,
                              ktm_cfg=ktm_cfg,
                              actor_loss_builder=trusted_eq5_actor_loss if ktm_cfg.trusting else eq5_actor_loss)
@@ -286,7 +292,7 @@ class KTMMethod(base.Method):
   # Teacher" and "Online only Teacher" can start from KTM-DRL's offline end (`run_ktm.py --init_from`). Not
   # online_adam: `begin_stage(ONLINE)` reads it, and it runs before the boundary checkpoint is saved.
   later_stage_fields = ('ktm.online_epochs', 'ktm.alpha', 'ktm.beta', 'ktm.chunk_steps', 'ktm.online_start_steps',
-                        'ktm.trust_rule',
+                        'ktm.updates_per_step', 'ktm.trust_rule',
                         'cfg.exploration_noise', 'cfg.target_noise', 'cfg.target_noise_clip', 'cfg.tau',
                         'cfg.gamma', 'cfg.policy_delay')
 
@@ -297,7 +303,7 @@ class KTMMethod(base.Method):
   def stages(self) -> Tuple[base.Stage, ...]:
     return (base.Stage('offline', self.ktm.offline_epochs, self.ktm.offline_chunk, collect=False),
             base.Stage('online', self.ktm.online_epochs, self.ktm.chunk_steps,
-                       random_epochs=self.ktm.online_start_steps))
+                       random_epochs=self.ktm.online_start_steps, updates_per_epoch=self.ktm.updates_per_step))
 
   @property
   def replay_capacity(self) -> int:
@@ -347,11 +353,16 @@ class KTMMethod(base.Method):
     return begin_online(learner, self.cfg, self.ktm) if stage == ONLINE else learner
 
   def update(self, learner, batch, aux, stage, epoch, update_index):
-    del update_index   # KTM counts its policy delay in epochs (Algorithm 1, line 18)
     masks = jnp.asarray(self.tasks.action_masks)
-    epoch_fn = offline_epoch if stage == OFFLINE else online_epoch
     teacher_critics = None if aux is None else aux[0]
-    learner, metrics = epoch_fn(learner, teacher_critics, batch, masks, epoch, self.cfg, self.teacher_cfg, self.ktm)
+    if stage == OFFLINE:
+      learner, metrics = offline_epoch(learner, teacher_critics, batch, masks, epoch, self.cfg, self.teacher_cfg,
+                                       self.ktm)
+    else:
+      # Algorithm 1 (line 18) counts the policy delay in epochs, one update each; at any other ratio, in updates
+      delay_count = epoch if self.ktm.updates_per_step == 1 else update_index
+      learner, metrics = online_epoch(learner, teacher_critics, batch, masks, epoch, self.cfg, self.teacher_cfg,
+                                      self.ktm, td3.is_policy_step(delay_count, self.cfg))
     return learner.replace(step=learner.step + 1), metrics
 
 

@@ -2,12 +2,13 @@
 steps per task.
 
 Per method with K tasks (formulas from ktm/loop.py, ktm/methods/*):
-- env steps per task: off-policy epochs collect one step per env (num_envs = 1); KTM-DRL's offline epochs collect
-  none; A2C-MT's epoch is n_steps steps in each of num_envs envs per task.
-- optimizer steps (critic steps; TD3 actors step every policy_delay of them): per updating epoch (epochs past the
-  uniform-random warm-up), K for combine='sequential' (one per task's minibatch), 1 for 'joint', SharedNet,
-  G-Surgery and KTM-DRL's replay='flat' (w/o HER: one task's minibatch per epoch), 1 for A2C-MT's epoch; a
-  teacher (Ideal) is K separate learners, one step each per env step (counted per teacher).
+- env steps per task: off-policy epochs collect one step per env (num_envs of them per task); KTM-DRL's offline
+  epochs collect none; A2C-MT's epoch is n_steps steps in each of num_envs envs per task.
+- optimizer steps (critic steps; TD3 actors step every policy_delay of them): per update (floor(e x
+  updates_per_step) updates after e epochs past the uniform-random warm-up; one per offline epoch), K for
+  combine='sequential' (one per task's minibatch), 1 for 'joint', SharedNet, G-Surgery and KTM-DRL's
+  replay='flat' (w/o HER: one task's minibatch per epoch), 1 for A2C-MT's epoch; a teacher (Ideal) is K separate
+  learners, one step each per update (counted per teacher).
 - samples per optimizer step: batch_size for one task's minibatch, K x batch_size for a summed step, K x n_steps x
   num_envs for A2C-MT.
 """
@@ -16,8 +17,10 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from ktm.methods.base import updates_after
 from ktm.report.runs import Run, method_of
 from ktm.report.tables import MISSING, fmt_value, markdown
+from ktm.validate import update_ratio
 
 SUMMED = ('sharednet', 'gsurgery')    # one optimizer step per epoch on the K tasks' summed losses
 
@@ -82,19 +85,22 @@ def _budget_row(config: dict, num_tasks: int) -> Dict[str, object]:
   method, k = method_of(config), num_tasks
   batch = None if method == 'a2c_mt' else cfg['batch_size']
   if method == 'a2c_mt':
-    epochs, warm, per_epoch, samples = schedule['epochs'], 0, 1, k * env_steps_per_epoch(config)
+    epochs, warm, per_update, samples = schedule['epochs'], 0, 1, k * env_steps_per_epoch(config)
+    ratio = 1
   elif ktm is not None:
     one = ktm.get('replay') == 'flat' or ktm.get('combine') == 'joint'
-    epochs, warm = ktm['offline_epochs'] + ktm['online_epochs'], ktm.get('online_start_steps', 0)
-    per_epoch, samples = (1, batch * (k if ktm.get('combine') == 'joint' else 1)) if one else (k, batch)
+    epochs, warm, ratio = ktm['offline_epochs'] + ktm['online_epochs'], ktm.get('online_start_steps', 0), \
+        ktm.get('updates_per_step', 1)
+    per_update, samples = (1, batch * (k if ktm.get('combine') == 'joint' else 1)) if one else (k, batch)
   else:
     summed = method in SUMMED or cfg.get('combine') == 'joint'
-    epochs, warm = schedule['steps'], schedule.get('start_steps', 0)
-    per_epoch = schedule.get('updates_per_step', 1) * (1 if summed or method == 'ideal' else k)
+    epochs, warm, ratio = schedule['steps'], schedule.get('start_steps', 0), schedule.get('updates_per_step', 1)
+    per_update = 1 if summed or method == 'ideal' else k
     samples = batch * (k if summed else 1)
   online = epochs - offline_epochs(config)
+  updates = offline_epochs(config) + updates_after(max(online - warm, 0), update_ratio(ratio))
   return dict(method=method, env_steps=online * env_steps_per_epoch(config), offline_epochs=offline_epochs(config),
-              optimizer_steps=(epochs - warm) * per_epoch, per_teacher=method == 'ideal',
+              optimizer_steps=updates * per_update, per_teacher=method == 'ideal',
               samples_per_step=samples, teacher_access=_teacher_access(method, cfg, ktm),
               hidden_sizes=cfg.get('hidden_sizes'), dtype=cfg.get('compute_dtype', 'float32'),
               target_noise=cfg.get('target_noise'))
