@@ -1,4 +1,5 @@
-"""Per-task value scaling for a critic shared by K tasks (issue 24; `KTMConfig.value_norm = 'scale'`).
+"""Per-task value scaling for a critic shared by K tasks (issue 24): `value_norm = 'scale'` on the configs of
+KTM-DRL / TD3-MT, SAC-MT, SharedNet and G-Surgery.
 
 One critic serves tasks whose values differ ~40x (Benchmark B: Ant against the pendulums), so their squared TD
 errors differ ~1600x and the largest task decides where the shared layers go. With 'scale' every task's losses are
