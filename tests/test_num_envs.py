@@ -20,12 +20,12 @@ from ktm import checkpoint, loop, replay, resources, runs, sweep, validate
 from ktm.envs import make_suite
 from ktm.methods import METHODS, OffPolicySchedule, TaskInfo, base
 from ktm.methods.ktm_drl import KTMConfig
-from tests.test_methods import build
+from tests.test_methods import TINY_NET, TINY_SCHEDULE, build
 
 FINGERPRINTS = os.path.join(os.path.dirname(__file__), 'num_envs_fingerprints.json')
 EPISODE = 50
-_NET = dict(hidden_sizes=(16, 16), batch_size=16)
-_SCHEDULE = dict(steps=40, start_steps=10, chunk_steps=5, replay_capacity=32)
+_NET = TINY_NET
+_SCHEDULE = dict(TINY_SCHEDULE, replay_capacity=32)
 # Tiny runs whose final learner and replay are fingerprinted: ring wrap-around (capacity 32 < 40 steps), TD3's
 # policy delay counted in updates (ideal) and in epochs (td3_mt: KTM-DRL's online stage), several updates per step
 # (sharednet). Two compiled chunks each (random phase, learning).
