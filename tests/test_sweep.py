@@ -193,14 +193,45 @@ def test_an_over_memory_sweep_is_refused_before_allocation(tmp_path):
   assert not workdir.exists()
 
 
-def test_teacher_and_student_sweeps_from_the_command_line(tmp_path):
-  """train_teachers --seeds=2, then run_ktm --seeds=2 --sweep=alpha=0,1: student seed i uses teacher seed i; one
-  results row per member, a summary per setting, per-member metrics; evaluate.py --member."""
-  teacher_dir, workdir = tmp_path / 't', tmp_path / 'k'
-  proc = script('train_teachers.py', ['--preset=tiny', f'--workdir={teacher_dir}', '--seeds=2',
-                                      '--progress_bar=false', '--tensorboard=false'])
+def test_sweeps_from_the_command_line_and_over_two_jax_distributed_processes(tmp_path):
+  """A 2-member teacher sweep (train_teachers --seeds=2) split over two processes on localhost (jax.distributed,
+  CPU collectives over gloo) equals the same sweep in one process: each process writes only its own member's files,
+  one results table. The one-process sweep's teachers then teach run_ktm --seeds=2 --sweep=alpha=0,1: student seed
+  i uses teacher seed i; one results row per member, a summary per setting, per-member metrics; evaluate.py
+  --member. (One teacher sweep serves both checks: a subprocess less.)"""
+  import socket
+  with socket.socket() as s:
+    s.bind(('localhost', 0))
+    port = s.getsockname()[1]
+  args = ['--preset=tiny', '--seeds=2', '--progress_bar=false', '--tensorboard=false', '--steps=200',
+          '--start_steps=100', '--eval_every=100', '--checkpoint_every=100']
+  env = host_devices_env(1)
+  multi, teacher_dir, workdir = tmp_path / 'multi', tmp_path / 't', tmp_path / 'k'
+  procs = [subprocess.Popen([sys.executable, os.path.join(ROOT, 'experiments', 'train_teachers.py'),
+                             f'--workdir={multi}', f'--coordinator_address=localhost:{port}', '--num_processes=2',
+                             f'--process_id={i}'] + args, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True) for i in range(2)]
+  for p in procs:
+    _, err = p.communicate(timeout=900)
+    assert p.returncode == 0, err[-3000:]
+  proc = script('train_teachers.py', [f'--workdir={teacher_dir}'] + args)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert (teacher_dir / 'teachers' / 'set.json').exists() and (teacher_dir / 'member_1' / 'teachers' / 'set.json').exists()
+  suite = make_suite('pendulum_group')
+  for m in range(2):
+    a = teachers.load(runs.member_dir(str(multi), m), suite)
+    b = teachers.load(runs.member_dir(str(teacher_dir), m), suite)
+    # each process vmaps one member, one process vmaps two: float32 rounding differs (see ATOL), and the pendulum
+    # dynamics amplify it along a trajectory (max 3.7e-5 in observations after 200 steps)
+    assert_close(a.states, b.states, 1e-4)
+    assert_close(a.buffer, b.buffer, 1e-3)
+  multi_results = json.load(open(multi / 'results.json'))
+  one_results = json.load(open(teacher_dir / 'results.json'))
+  assert [m['seed'] for m in multi_results['members']] == [0, 1]
+  for x, y in zip(multi_results['members'], one_results['members']):
+    for r, s in zip(x['tasks'], y['tasks']):
+      assert r['student_return'] == pytest.approx(s['student_return'], abs=1.0)
+
   proc = script('run_ktm.py', ['--preset=tiny', f'--workdir={workdir}', f'--teacher_dir={teacher_dir}', '--seeds=2',
                                '--sweep=alpha=0,1', '--progress_bar=false', '--tensorboard=false'])
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -208,7 +239,7 @@ def test_teacher_and_student_sweeps_from_the_command_line(tmp_path):
   results = json.load(open(workdir / 'results.json'))
   assert [(r['seed'], r['values']) for r in results['members']] == [(0, {'alpha': 0.0}), (1, {'alpha': 0.0}),
                                                                      (0, {'alpha': 1.0}), (1, {'alpha': 1.0})]
-  teacher_best = [json.load(open(d / 'results.json')) for d in [teacher_dir]][0]['members']
+  teacher_best = one_results['members']
   for r in results['members']:
     own = teacher_best[r['seed']]['tasks']
     for row, t in zip(r['tasks'], own):
@@ -221,44 +252,7 @@ def test_teacher_and_student_sweeps_from_the_command_line(tmp_path):
       assert t['student_return_mean'] == pytest.approx(np.mean(vals)) and t['seeds'] == 2
       assert t['student_return_std'] == pytest.approx(np.std(vals))
   for m in range(4):
-    assert (runs.member_dir(str(workdir), m) + '/metrics.csv') and os.path.exists(
-        os.path.join(runs.member_dir(str(workdir), m), 'metrics.csv'))
+    assert os.path.exists(os.path.join(runs.member_dir(str(workdir), m), 'metrics.csv'))
   proc = script('evaluate.py', [f'--checkpoint={workdir}', '--member=2', '--episodes=2'])
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert 'member 2: seed 0 alpha=1' in proc.stdout
-
-
-def test_two_processes_with_jax_distributed_match_one_process(tmp_path):
-  """A 2-member teacher sweep split over two processes on localhost (jax.distributed, CPU collectives over gloo)
-  equals the same sweep in one process: each process writes only its own member's files, one results table."""
-  import socket
-  with socket.socket() as s:
-    s.bind(('localhost', 0))
-    port = s.getsockname()[1]
-  args = ['--preset=tiny', '--seeds=2', '--progress_bar=false', '--tensorboard=false', '--steps=200',
-          '--start_steps=100', '--eval_every=100', '--checkpoint_every=100']
-  env = host_devices_env(1)
-  multi = tmp_path / 'multi'
-  procs = [subprocess.Popen([sys.executable, os.path.join(ROOT, 'experiments', 'train_teachers.py'),
-                             f'--workdir={multi}', f'--coordinator_address=localhost:{port}', '--num_processes=2',
-                             f'--process_id={i}'] + args, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True) for i in range(2)]
-  for p in procs:
-    _, err = p.communicate(timeout=900)
-    assert p.returncode == 0, err[-3000:]
-  proc = script('train_teachers.py', [f'--workdir={tmp_path / "one"}'] + args)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  suite = make_suite('pendulum_group')
-  for m in range(2):
-    a = teachers.load(runs.member_dir(str(multi), m), suite)
-    b = teachers.load(runs.member_dir(str(tmp_path / 'one'), m), suite)
-    # each process vmaps one member, one process vmaps two: float32 rounding differs (see ATOL), and the pendulum
-    # dynamics amplify it along a trajectory (max 3.7e-5 in observations after 200 steps)
-    assert_close(a.states, b.states, 1e-4)
-    assert_close(a.buffer, b.buffer, 1e-3)
-  multi_results = json.load(open(multi / 'results.json'))
-  one_results = json.load(open(tmp_path / 'one' / 'results.json'))
-  assert [m['seed'] for m in multi_results['members']] == [0, 1]
-  for x, y in zip(multi_results['members'], one_results['members']):
-    for r, s in zip(x['tasks'], y['tasks']):
-      assert r['student_return'] == pytest.approx(s['student_return'], abs=1.0)
