@@ -24,6 +24,7 @@ import jax.numpy as jnp
 
 from ktm import td3
 
+MODES = ('none', 'scale')  # the `value_norm` settings of every method's config ('none': as published)
 RATE = 3e-4        # moving-average rate per batch (Hessel et al. 2019's PopArt step size)
 MIN_SCALE = 1.0    # in reward units: a task whose targets barely vary (e.g. all ~0 at the start) is not blown up
 

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import optax
 
 from ktm import td3, validate, value_norm
+from ktm.value_norm import MODES as VALUE_NORM_MODES
 from ktm.methods import base
 from ktm.replay import Transition
 
@@ -105,7 +106,7 @@ class GSurgeryConfig(td3.TD3Config):
   value_norm: str = 'none'           # 'scale': every task's losses divided by the running scale of its own targets
                                      # (ktm/value_norm.py), before PCGrad; 'none': as published
 
-  RANGES = dict(td3.TD3Config.RANGES, value_norm=validate.one_of('none', 'scale'))
+  RANGES = dict(td3.TD3Config.RANGES, value_norm=validate.one_of(*VALUE_NORM_MODES))
 
 
 def _task_critic_loss(critic_params: Params, target: jnp.ndarray, batch: Transition, weight, cfg: td3.TD3Config):

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from ktm import td3, transfer, trust, validate, value_norm
+from ktm.value_norm import MODES as VALUE_NORM_MODES
 from ktm.sweep import static_zero
 from ktm.methods import base
 
@@ -61,7 +62,8 @@ class KTMConfig:
                 online_capacity=validate.AT_LEAST_1, switch_every=validate.AT_LEAST_1,
                 online_start_steps=validate.NON_NEGATIVE_INT, updates_per_step=validate.UPDATE_RATIO,
                 online_adam=validate.one_of('carry', 'fresh'), trust_rule=validate.one_of(*trust.RULES),
-                trust_audit=validate.optional(validate.UNIT_INTERVAL), value_norm=validate.one_of('none', 'scale'))
+                trust_audit=validate.optional(validate.UNIT_INTERVAL),
+                value_norm=validate.one_of(*VALUE_NORM_MODES))
 
   def __post_init__(self):
     validate.check(self, self.RANGES)

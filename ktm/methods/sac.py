@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import optax
 
 from ktm import networks, td3, validate, value_norm
+from ktm.value_norm import MODES as VALUE_NORM_MODES
 from ktm.methods import base
 from ktm.replay import Transition
 
@@ -63,7 +64,7 @@ class SACConfig:
                                      # (ktm/value_norm.py); 'none': as published
 
   RANGES = dict(  # allowed values (checked in __post_init__, shown by --help); see ktm/validate.py
-      value_norm=validate.one_of('none', 'scale'),
+      value_norm=validate.one_of(*VALUE_NORM_MODES),
       hidden_sizes=validate.SIZES, actor_lr=validate.POSITIVE, critic_lr=validate.POSITIVE,
       alpha_lr=validate.POSITIVE, gamma=validate.UNIT_INTERVAL_OPEN_LOW, tau=validate.UNIT_INTERVAL_OPEN_LOW,
       batch_size=validate.AT_LEAST_1, init_temperature=validate.POSITIVE,

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ktm import networks, td3, validate, value_norm
+from ktm.value_norm import MODES as VALUE_NORM_MODES
 from ktm.methods import base
 from ktm.replay import Transition
 
@@ -56,8 +57,9 @@ class SharedNetConfig:
                                      # (ktm/value_norm.py); 'none': as published
 
   RANGES = dict(  # allowed values (checked in __post_init__, shown by --help); see ktm/validate.py
-      value_norm=validate.one_of('none', 'scale'), hidden_sizes=validate.SIZES, actor_lr=validate.POSITIVE, critic_lr=validate.POSITIVE,
-      gamma=validate.UNIT_INTERVAL_OPEN_LOW, tau=validate.UNIT_INTERVAL_OPEN_LOW, batch_size=validate.AT_LEAST_1,
+      value_norm=validate.one_of(*VALUE_NORM_MODES), hidden_sizes=validate.SIZES, actor_lr=validate.POSITIVE,
+      critic_lr=validate.POSITIVE, gamma=validate.UNIT_INTERVAL_OPEN_LOW, tau=validate.UNIT_INTERVAL_OPEN_LOW,
+      batch_size=validate.AT_LEAST_1,
       policy_delay=validate.AT_LEAST_1, exploration_noise=validate.NON_NEGATIVE, target_noise=validate.NON_NEGATIVE,
       target_noise_clip=validate.NON_NEGATIVE, max_grad_norm=validate.optional(validate.POSITIVE))
 
