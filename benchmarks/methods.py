@@ -17,9 +17,10 @@ import jax
 import jax.numpy as jnp
 
 from benchmarks import common
-from ktm import loop, presets, replay, runs, sweep, td3, teachers
+from ktm import loop, presets, replay, sweep, td3, teachers
 from ktm.envs import make_suite
 from ktm.methods import METHODS, TaskInfo
+from ktm.runs import run_config
 
 ORDER = ('ktm', 'td3_mt', 'sac_mt', 'sharednet', 'gsurgery', 'a2c_mt')
 PAPER_HOURS = dict(ktm=12.0, td3_mt=11.5, sac_mt=25.0, gsurgery=31.0)   # the paper's P100 times (Sec. 4)
@@ -27,7 +28,7 @@ PAPER_HOURS = dict(ktm=12.0, td3_mt=11.5, sac_mt=25.0, gsurgery=31.0)   # the pa
 
 def make(name, suite, preset, capacity, hidden, teacher_cfg):
   configs = {}
-  for field, cls in runs.config_fields(METHODS[name]).items():
+  for field, cls in sweep.config_fields(METHODS[name]).items():
     kwargs = dict(preset.get(field, {}))
     if 'obs_size' in cls.__dataclass_fields__:
       kwargs.update(obs_size=suite.obs_size, act_size=suite.act_size)
@@ -37,7 +38,7 @@ def make(name, suite, preset, capacity, hidden, teacher_cfg):
       if cap_field in cls.__dataclass_fields__:
         kwargs[cap_field] = capacity
     configs[field] = kwargs
-  return runs.build_method(name, TaskInfo.from_suite(suite), configs, teacher_cfg)
+  return run_config.build_method(name, TaskInfo.from_suite(suite), configs, teacher_cfg)
 
 
 def seconds_per_epoch(method, suite, aux, stage, chunk, calls, repeats):

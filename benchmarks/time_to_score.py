@@ -20,12 +20,13 @@ from typing import Dict, Optional
 import numpy as np
 
 from benchmarks import common
-from ktm import loop, presets, resources, runs
+from ktm import loop, presets, resources
 from ktm import sweep as sweep_lib
 from ktm.envs import make_suite
 from ktm.methods import METHODS, TaskInfo
 from ktm.methods.base import updates_after
 from ktm.report.tables import markdown
+from ktm.runs import run_config
 
 METHODS_WITHOUT_TEACHERS = ('ideal', 'td3_mt', 'sac_mt', 'sharednet', 'gsurgery')
 
@@ -33,7 +34,8 @@ METHODS_WITHOUT_TEACHERS = ('ideal', 'td3_mt', 'sac_mt', 'sharednet', 'gsurgery'
 def _configs(name: str, preset: dict, suite) -> dict:
   return {field: (dict(kwargs, obs_size=suite.obs_size, act_size=suite.act_size)
                   if 'obs_size' in cls.__dataclass_fields__ else kwargs)
-          for field, cls in runs.config_fields(METHODS[name]).items() for kwargs in [dict(preset.get(field, {}))]}
+          for field, cls in sweep_lib.config_fields(METHODS[name]).items()
+          for kwargs in [dict(preset.get(field, {}))]}
 
 
 def train_until(method, suite, eval_suite, cfg: loop.LoopConfig, target: float, budget_s: float):
@@ -73,7 +75,7 @@ def run_side(name: str, preset_name: str, benchmark: Optional[str], target: floa
                                checkpoint_every=10**9, seed=seed))
   benchmark = benchmark or preset['benchmark']
   suite = make_suite(benchmark, num_envs=num_envs)
-  method = runs.build_method(name, TaskInfo.from_suite(suite), _configs(name, preset, suite))
+  method = run_config.build_method(name, TaskInfo.from_suite(suite), _configs(name, preset, suite))
   resources.check_chunk_fits_replay(method, cfg)
   stage = method.stages()[-1]
   start = time.perf_counter()

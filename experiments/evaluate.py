@@ -11,7 +11,8 @@ The teacher column is the teachers' best training evaluation unless --teachers e
 from absl import app, flags, logging
 
 from experiments import config_flags
-from ktm import agreement, runs, validate
+from ktm import agreement, validate
+from ktm.runs import reporting, restore, run_config, sweep_members
 
 flags.DEFINE_string('checkpoint', None, 'A run directory of run_ktm.py or run_baseline.py (config.json and '
                     'checkpoints/).', required=True)
@@ -36,17 +37,17 @@ def main(argv):
   if FLAGS.agreement:
     if FLAGS.samples < 1:
       raise ValueError(f'--samples must be >= 1, got {FLAGS.samples}')
-    members = runs.config_sweep(runs.load_run_config(FLAGS.checkpoint)).size
+    members = sweep_members.config_sweep(run_config.load_run_config(FLAGS.checkpoint)).size
     for m in [FLAGS.member] if FLAGS.member is not None else range(members):
       print(f'member {m}:')
       agreement.print_rows(agreement.measure(FLAGS.checkpoint, m, FLAGS.samples, FLAGS.backend, FLAGS.seed))
     return
-  tables = runs.evaluate_checkpoint(FLAGS.checkpoint, FLAGS.episodes, FLAGS.teachers, FLAGS.backend, FLAGS.seed,
-                                    FLAGS.member)
+  tables = restore.evaluate_checkpoint(FLAGS.checkpoint, FLAGS.episodes, FLAGS.teachers, FLAGS.backend, FLAGS.seed,
+                                       FLAGS.member)
   for table in tables:
     if len(tables) > 1 or table['member']:
       print(f"member {table['member']}: seed {table['seed']}" + ''.join(f' {k}={v:g}' for k, v in table['values'].items()))
-    runs.print_table(table['tasks'])
+    reporting.print_table(table['tasks'])
 
 
 if __name__ == '__main__':

@@ -18,8 +18,9 @@ import sys
 from absl import app, flags
 
 from experiments import config_flags
-from ktm import runs, validate
+from ktm import validate
 from ktm.report import build
+from ktm.runs import checks
 
 flags.DEFINE_string('out', None, 'Output directory for REPORT.md, summary.json and the figures.', required=True)
 flags.DEFINE_integer('bootstrap_reps', 2000, 'Stratified-bootstrap resamples for the IQM confidence intervals.')
@@ -43,7 +44,7 @@ def main(argv):
                         bootstrap_reps=FLAGS.bootstrap_reps, bootstrap_seed=FLAGS.bootstrap_seed)
   if not specs:
     raise ValueError('give at least one RUN_DIR (or RUN_DIR=LABEL)')
-  runs.check_workdir_writable(FLAGS.out, '--out')
+  checks.check_workdir_writable(FLAGS.out, '--out')
   if FLAGS.readme and not os.path.isfile(FLAGS.readme):
     raise FileNotFoundError(f'--readme={FLAGS.readme}: no such file')
   random_path = None if FLAGS.random_returns == 'none' else (

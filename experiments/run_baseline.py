@@ -22,8 +22,10 @@ import os
 from absl import app, flags, logging
 
 from experiments import config_flags
-from ktm import loop, presets, runs
+from ktm import loop, presets
+from ktm import sweep as sweep_lib
 from ktm.methods import METHODS
+from ktm.runs import student_training
 
 BASELINES = ('td3_mt', 'sac_mt', 'sharednet', 'gsurgery', 'a2c_mt')
 SIZE_FIELDS = ('obs_size', 'act_size')
@@ -40,7 +42,7 @@ flags.DEFINE_boolean('train_teachers', True, 'Train missing teachers (with the p
 flags.DEFINE_integer('exit_after_checkpoint', None, 'Testing aid: exit one chunk after the N-th checkpoint.')
 for _name in BASELINES:
   if _name in METHODS:
-    for _cls in runs.config_fields(METHODS[_name]).values():
+    for _cls in sweep_lib.config_fields(METHODS[_name]).values():
       config_flags.define_flags(_cls, exclude=SIZE_FIELDS)
 config_flags.define_flags(loop.LoopConfig)
 FLAGS = flags.FLAGS
@@ -48,9 +50,9 @@ FLAGS = flags.FLAGS
 
 def method_configs(method: str, preset: dict) -> dict:
   """{config field: kwargs} from the preset and the flags; a given flag that the method does not have is refused."""
-  fields = runs.config_fields(METHODS[method])
+  fields = sweep_lib.config_fields(METHODS[method])
   allowed = {f for cls in fields.values() for f in cls.__dataclass_fields__} | set(loop.LoopConfig.__dataclass_fields__)
-  every = {f for name in BASELINES if name in METHODS for cls in runs.config_fields(METHODS[name]).values()
+  every = {f for name in BASELINES if name in METHODS for cls in sweep_lib.config_fields(METHODS[name]).values()
            for f in cls.__dataclass_fields__}
   foreign = sorted(f for f in every - allowed - set(SIZE_FIELDS) if FLAGS[f].present)
   if foreign:
@@ -73,9 +75,9 @@ def main(argv):
   loop_cfg = config_flags.build(loop.LoopConfig, preset['loop'])
   teacher_dir = FLAGS.teacher_dir or os.path.join(FLAGS.workdir, 'teachers_run')
   teacher_preset = presets.TEACHERS[preset['teachers']] if FLAGS.train_teachers else None
-  runs.run(FLAGS.method, FLAGS.benchmark or preset['benchmark'], configs, loop_cfg, FLAGS.workdir, teacher_dir,
-           teacher_preset, FLAGS.backend, FLAGS.tensorboard, FLAGS.progress_bar,
-           FLAGS.exit_after_checkpoint, config_flags.sweep_from_flags(loop_cfg.seed))
+  student_training.run(FLAGS.method, FLAGS.benchmark or preset['benchmark'], configs, loop_cfg, FLAGS.workdir,
+                       teacher_dir, teacher_preset, FLAGS.backend, FLAGS.tensorboard, FLAGS.progress_bar,
+                       FLAGS.exit_after_checkpoint, config_flags.sweep_from_flags(loop_cfg.seed))
 
 
 if __name__ == '__main__':

@@ -17,8 +17,9 @@ import os
 from absl import app, flags, logging
 
 from experiments import config_flags
-from ktm import loop, presets, runs, td3
+from ktm import loop, presets, td3
 from ktm.methods import KTMConfig
+from ktm.runs import student_training
 
 config_flags.define_run_flags(presets.KTM, 'Output directory (resumed if it holds a checkpoint).')
 flags.DEFINE_string('teacher_dir', None, 'Teachers (default: WORKDIR/teachers_run); trained there if missing.')
@@ -43,9 +44,9 @@ def main(argv):
                  ktm={**preset['ktm'], **config_flags.overrides(KTMConfig)})
   loop_cfg = config_flags.build(loop.LoopConfig, preset['loop'])
   teacher_dir = FLAGS.teacher_dir or os.path.join(FLAGS.workdir, 'teachers_run')
-  runs.run('ktm', FLAGS.benchmark or preset['benchmark'], configs, loop_cfg, FLAGS.workdir, teacher_dir,
-           presets.TEACHERS[preset['teachers']], FLAGS.backend, FLAGS.tensorboard, FLAGS.progress_bar,
-           FLAGS.exit_after_checkpoint, config_flags.sweep_from_flags(loop_cfg.seed), FLAGS.init_from)
+  student_training.run('ktm', FLAGS.benchmark or preset['benchmark'], configs, loop_cfg, FLAGS.workdir, teacher_dir,
+                       presets.TEACHERS[preset['teachers']], FLAGS.backend, FLAGS.tensorboard, FLAGS.progress_bar,
+                       FLAGS.exit_after_checkpoint, config_flags.sweep_from_flags(loop_cfg.seed), FLAGS.init_from)
 
 
 if __name__ == '__main__':

@@ -14,8 +14,9 @@ metrics.{csv,jsonl}, tensorboard/, config.json and results.json.
 from absl import app, flags, logging
 
 from experiments import config_flags
-from ktm import loop, presets, runs, td3
+from ktm import loop, presets, td3
 from ktm.methods import OffPolicySchedule
+from ktm.runs import teacher_training
 
 config_flags.define_run_flags(presets.TEACHERS, 'Output directory (resumed if it holds a checkpoint).')
 flags.DEFINE_integer('exit_after_checkpoint', None, 'Testing aid: exit one chunk after the N-th checkpoint.')
@@ -33,9 +34,9 @@ def main(argv):
   td3_kwargs = {**preset['cfg'], **config_flags.overrides(td3.TD3Config, exclude=('obs_size', 'act_size'))}
   schedule_kwargs = {**preset['schedule'], **config_flags.overrides(OffPolicySchedule)}
   loop_cfg = config_flags.build(loop.LoopConfig, preset['loop'])
-  runs.train_teachers(FLAGS.benchmark or preset['benchmark'], td3_kwargs, schedule_kwargs, loop_cfg, FLAGS.workdir,
-                      FLAGS.backend, FLAGS.tensorboard, FLAGS.progress_bar, FLAGS.exit_after_checkpoint,
-                      config_flags.sweep_from_flags(loop_cfg.seed))
+  teacher_training.train_teachers(FLAGS.benchmark or preset['benchmark'], td3_kwargs, schedule_kwargs, loop_cfg,
+                                  FLAGS.workdir, FLAGS.backend, FLAGS.tensorboard, FLAGS.progress_bar,
+                                  FLAGS.exit_after_checkpoint, config_flags.sweep_from_flags(loop_cfg.seed))
 
 
 if __name__ == '__main__':

@@ -21,9 +21,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ktm import runs, td3, transfer
+from ktm import td3, transfer
 from ktm import teachers as teachers_lib
 from ktm.envs import make_suite
+from ktm.runs import restore, sweep_members
 
 
 def action_distances(student_actions: jnp.ndarray, teacher_actions: jnp.ndarray, act_dims) -> np.ndarray:
@@ -49,9 +50,9 @@ def measure(workdir: str, member: int = 0, samples: int = 4096, backend: str = '
   (`sample_rows`); the teachers are the member's own set unless `teacher_dir` names another."""
   if samples < 1:
     raise ValueError(f'samples must be >= 1, got {samples}')
-  method, learner, config = runs.restore(workdir, backend, member)
+  method, learner, config = restore.restore(workdir, backend, member)
   suite = make_suite(config['benchmark'], backend=backend)
-  teacher_dir = teacher_dir or runs.member_teacher_dir(config, member)
+  teacher_dir = teacher_dir or sweep_members.member_teacher_dir(config, member)
   if teacher_dir is None:
     raise FileNotFoundError(f'run {workdir} names no complete teacher set (teacher_dir: {config.get("teacher_dir")})')
   teachers = teachers_lib.load(teacher_dir, suite)

@@ -330,7 +330,7 @@ def stage_offsets(stages: Tuple[Stage, ...]) -> np.ndarray:
 
 def stage_boundaries(stages: Tuple[Stage, ...]) -> Tuple[int, ...]:
   """Global epochs where one non-empty stage ends and another begins: the loop checkpoints there and keeps those
-  checkpoints (a run can start from another's first stage, `ktm.runs.start_from_first_stage`)."""
+  checkpoints (a run can start from another's first stage, `ktm.runs.run_config.start_from_first_stage`)."""
   offsets = stage_offsets(stages)
   return tuple(int(g) for g in offsets[1:-1] if 0 < g < offsets[-1])
 

@@ -18,10 +18,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ktm import checkpoint, padding, runs, td3
+from ktm import checkpoint, padding, td3
 from ktm import teachers as teachers_lib
 from ktm.envs import Suite, make_suite
 from ktm.envs.suite import scale_action
+from ktm.runs import restore, run_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,9 +54,9 @@ def task_slot(suite: Suite, task: str) -> TaskSlot:
 
 def restore_student(run_dir: str, backend: str = 'auto') -> tuple[Callable, Suite]:
   """The ONE place that reads a run directory: (greedy policy `obs [K, E, obs_size] -> [K, E, act_size]` in
-  [-1, 1], the run's suite). Relies on `ktm.runs.restore(run_dir)` -> (method, learner, config) and
+  [-1, 1], the run's suite). Relies on `ktm.runs.restore.restore(run_dir)` -> (method, learner, config) and
   `method.act(learner, obs, key, explore=False)`, and on config['benchmark'] naming the suite."""
-  method, learner, config = runs.restore(run_dir, backend)
+  method, learner, config = restore.restore(run_dir, backend)
   suite = make_suite(config['benchmark'], backend=backend)
   return (lambda obs: method.act(learner, obs, jax.random.key(0), False)), suite
 
@@ -104,8 +105,9 @@ def load_teacher(teacher_dir: str, task: str, ctrl_units: bool = True, backend: 
   """Jitted `obs [..., obs_dim] -> action [..., act_dim]` of task `task`'s teacher in TEACHER_DIR (a teacher
   directory, or a run directory whose config names one), at the raw sizes (`teachers.raw_actor_params`)."""
   if not os.path.isdir(teachers_lib.set_path(teacher_dir)) and os.path.isfile(
-      os.path.join(teacher_dir, runs.CONFIG_FILE)):
-    teacher_dir = checkpoint.read_json(os.path.join(teacher_dir, runs.CONFIG_FILE)).get('teacher_dir') or teacher_dir
+      os.path.join(teacher_dir, run_config.CONFIG_FILE)):
+    teacher_dir = (checkpoint.read_json(os.path.join(teacher_dir, run_config.CONFIG_FILE)).get('teacher_dir')
+                   or teacher_dir)
   actor_params, cfg, meta = restore_teacher_actor(teacher_dir, task)
   slot = task_slot(teacher_suite(teacher_dir, task, backend), task)
   raw = teachers_lib.raw_actor_params(actor_params, meta['obs_dim'], meta['act_dim'])

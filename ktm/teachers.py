@@ -1,7 +1,8 @@
 """Task-specific TD3 teachers: train all K in one program, save each with its replay data D_k, load and validate.
 
-Training runs on the shared loop as the 'ideal' method (`ktm.runs.train_teachers`: checkpoints, resume). On disk,
-one directory per teacher, the whole set appearing at once (written to a temporary sibling, then renamed):
+Training runs on the shared loop as the 'ideal' method (`ktm.runs.teacher_training.train_teachers`: checkpoints,
+resume). On disk, one directory per teacher, the whole set appearing at once (written to a temporary sibling, then
+renamed):
   TEACHER_DIR/teachers/set.json             the task list, written last
   TEACHER_DIR/teachers/<TaskName>/teacher.json   task, dims, configs, evaluation history
   TEACHER_DIR/teachers/<TaskName>/state/         orbax: TD3State (actor, twin critics, targets, optimizer, step, key)

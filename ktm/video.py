@@ -11,10 +11,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ktm import policy, runs
+from ktm import policy
 from ktm.envs import Suite, make_suite
 from ktm.envs import models as models_lib
 from ktm.methods import ideal
+from ktm.runs import checks, run_config
 
 MAX_FPS = 60   # faster tasks (Hopper's dt is 8 ms) play in slow motion
 
@@ -113,9 +114,9 @@ def render_run(run_dir: str, out_dir: str, episode_length: int, teachers: bool =
   """Writes one video per task; returns [(path, student return, teacher return or None)]."""
   if episode_length < 1:
     raise ValueError(f'--episode_length must be >= 1, got {episode_length}')
-  runs.check_workdir_writable(out_dir, '--out')
+  checks.check_workdir_writable(out_dir, '--out')
   student_fn, _ = policy.restore_student(run_dir, backend)
-  config = runs.load_run_config(run_dir)
+  config = run_config.load_run_config(run_dir)
   suite = make_suite(config['benchmark'], num_envs=1, episode_length=episode_length, backend=backend)
   key = jax.random.key(seed)
   episodes = [jax.jit(functools.partial(record, student_fn, suite=suite))(key)]   # [(returns, frames)]

@@ -290,16 +290,18 @@ def _setup_source_run(root):
 
 
 def _setup_valid_run(root):
-  """{run}/config.json of a KTM-DRL 'tiny' run on pendulum_group, as runs.run writes it (no checkpoints yet)."""
-  from ktm import loop, presets, runs  # pylint: disable=import-outside-toplevel
+  """{run}/config.json of a KTM-DRL 'tiny' run on pendulum_group, as student_training.run writes it (no checkpoints
+  yet)."""
+  from ktm import loop, presets  # pylint: disable=import-outside-toplevel
   from ktm.envs import make_suite  # pylint: disable=import-outside-toplevel
   from ktm.methods import TaskInfo  # pylint: disable=import-outside-toplevel
+  from ktm.runs import run_config  # pylint: disable=import-outside-toplevel
   suite, preset = make_suite('pendulum_group'), presets.KTM['tiny']
-  method = runs.build_method('ktm', TaskInfo.from_suite(suite), dict(
+  method = run_config.build_method('ktm', TaskInfo.from_suite(suite), dict(
       cfg=dict(preset['cfg'], obs_size=suite.obs_size, act_size=suite.act_size), ktm=preset['ktm']))
   os.makedirs(os.path.join(root, 'run'))
   with open(os.path.join(root, 'run', 'config.json'), 'w') as f:
-    json.dump(runs.run_config(method, 'pendulum_group', loop.LoopConfig(**preset['loop']), None), f)
+    json.dump(run_config.run_config(method, 'pendulum_group', loop.LoopConfig(**preset['loop']), None), f)
 
 
 def _setup_valid_run_and_afile(root):

@@ -160,7 +160,7 @@ def test_loop_resume_equals_the_uninterrupted_run_up_to_the_checkpoint_then_one_
 def test_sweeps_on_a_gym_suite_stay_on_one_device():
   """The host finds a gym suite's envs by their row in each callback, so members must not be split over devices
   (shard_map would call back once per device with rows that collide): member_mesh gives no mesh for them."""
-  code = ('from ktm import runs; import jax; assert len(jax.devices()) == 2; '
-          'assert runs.member_mesh(2) is not None and runs.member_mesh(2, host_envs=True) is None')
+  code = ('from ktm.runs import sweep_members; import jax; assert len(jax.devices()) == 2; '
+          'assert sweep_members.member_mesh(2) is not None and sweep_members.member_mesh(2, host_envs=True) is None')
   env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=2', JAX_PLATFORMS='cpu')
   subprocess.run([sys.executable, '-c', code], check=True, env=env, cwd=os.path.dirname(os.path.dirname(__file__)))

@@ -15,8 +15,9 @@ import time
 
 import pytest
 
-from ktm import runs, teachers
+from ktm import teachers
 from ktm.envs import make_suite
+from ktm.runs import restore
 from tests.test_td3 import tree_equal
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -47,7 +48,7 @@ def kill_at_some_moment(workdir, rng, during_write):
 
 
 def final(workdir):
-  _, learner, _ = runs.restore(workdir)
+  _, learner, _ = restore.restore(workdir)
   teacher_set = teachers.load(os.path.join(workdir, 'teachers_run'), make_suite('pendulum_group'))
   return learner, teacher_set.states, teacher_set.buffer
 

@@ -7,10 +7,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ktm import loop, padding, replay, rollout, runs, td3, teachers
+from ktm import loop, padding, replay, rollout, td3, teachers
+from ktm import sweep as sweep_lib
 from ktm.envs import make_suite
 from ktm.methods import METHODS, IdealMethod, OffPolicySchedule, TaskInfo
 from ktm.methods import ktm_drl
+from ktm.runs import run_config
 from tests.numpy_ref import train_one
 from tests.test_td3 import _plain, tree_equal
 
@@ -53,8 +55,8 @@ def build(name, suite, teacher_cfg, configs=None):
   configs = configs or TINY[name]
   with_sizes = {field: dict(kwargs, obs_size=suite.obs_size, act_size=suite.act_size)
                 if 'obs_size' in cls.__dataclass_fields__ else kwargs
-                for field, cls in runs.config_fields(METHODS[name]).items() for kwargs in [configs[field]]}
-  return runs.build_method(name, TaskInfo.from_suite(suite), with_sizes, teacher_cfg)
+                for field, cls in sweep_lib.config_fields(METHODS[name]).items() for kwargs in [configs[field]]}
+  return run_config.build_method(name, TaskInfo.from_suite(suite), with_sizes, teacher_cfg)
 
 
 class Crash(Exception):

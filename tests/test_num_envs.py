@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ktm import checkpoint, loop, replay, resources, runs, sweep, validate
+from ktm import checkpoint, loop, replay, resources, sweep, validate
 from ktm.envs import make_suite
 from ktm.methods import METHODS, OffPolicySchedule, TaskInfo, base
 from ktm.methods.ktm_drl import KTMConfig
@@ -289,7 +289,7 @@ def test_every_off_policy_method_has_a_fast_preset_and_the_paper_presets_keep_on
     num_envs = fast['loop']['num_envs']
     assert num_envs > 1 and fast['benchmark'] == 'pendulum_group' and fast.get('teachers', 'fast') == 'fast', name
     loop.LoopConfig(**fast['loop'])
-    configs = {field: fast.get(field, {}) for field in runs.config_fields(METHODS[name])}
+    configs = {field: fast.get(field, {}) for field in sweep.config_fields(METHODS[name])}
     resources.check_chunk_fits_replay(build(name, suite, None, configs), loop.LoopConfig(**fast['loop']))
 
 

@@ -9,10 +9,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ktm import agreement, loop, policy, runs, td3, teachers
+from ktm import agreement, loop, policy, td3, teachers
 from ktm.envs import make_suite
 from ktm.envs import models as models_lib
 from ktm.methods import ideal
+from ktm.runs import restore, run_config, student_training, teacher_training
 
 TINY_TEACHER = dict(hidden_sizes=(16, 16), batch_size=32)
 TINY_SCHEDULE = dict(steps=300, start_steps=100, chunk_steps=50, replay_capacity=300)
@@ -24,11 +25,11 @@ BENCHMARK = 'pendulum_group'
 def make_tiny_run(root: str, benchmark: str = BENCHMARK) -> str:
   """Tiny teachers, then a tiny KTM-DRL student on `benchmark`, in ROOT/teachers and ROOT/run; returns the run."""
   teacher_dir, run_dir = os.path.join(root, 'teachers'), os.path.join(root, 'run')
-  runs.train_teachers(benchmark, TINY_TEACHER, TINY_SCHEDULE,
-                      loop.LoopConfig(eval_every=300, eval_episodes=1, checkpoint_every=300), teacher_dir,
-                      tensorboard=False, progress_bar=False)
-  runs.run('ktm', benchmark, TINY_KTM, loop.LoopConfig(eval_every=20, eval_episodes=1, checkpoint_every=20),
-           run_dir, teacher_dir, tensorboard=False, progress_bar=False)
+  teacher_training.train_teachers(benchmark, TINY_TEACHER, TINY_SCHEDULE,
+                                  loop.LoopConfig(eval_every=300, eval_episodes=1, checkpoint_every=300), teacher_dir,
+                                  tensorboard=False, progress_bar=False)
+  student_training.run('ktm', benchmark, TINY_KTM, loop.LoopConfig(eval_every=20, eval_episodes=1, checkpoint_every=20),
+                       run_dir, teacher_dir, tensorboard=False, progress_bar=False)
   return run_dir
 
 
@@ -71,7 +72,7 @@ def _trainer_returns_and_initial_states(returns_fn, key, eval_suite):
 
 
 def test_loaded_student_in_gymnasium_matches_the_trainers_evaluation(tiny_run, tmp_path):
-  method, learner, config = runs.restore(tiny_run)
+  method, learner, config = restore.restore(tiny_run)
   eval_suite = make_suite(config['benchmark'], num_envs=1)
   returns, qpos, qvel = _trainer_returns_and_initial_states(
       lambda key, suite: loop.evaluate(learner, key, method, suite), jax.random.key(7), eval_suite)
@@ -82,7 +83,7 @@ def test_loaded_student_in_gymnasium_matches_the_trainers_evaluation(tiny_run, t
 
 
 def test_loaded_teacher_in_gymnasium_matches_the_teachers_evaluation(tiny_run, tmp_path):
-  teacher_dir = runs.load_run_config(tiny_run)['teacher_dir']
+  teacher_dir = run_config.load_run_config(tiny_run)['teacher_dir']
   eval_suite = make_suite(BENCHMARK, num_envs=1)
   loaded = teachers.load(teacher_dir, eval_suite)
   returns, qpos, qvel = _trainer_returns_and_initial_states(
@@ -94,7 +95,7 @@ def test_loaded_teacher_in_gymnasium_matches_the_teachers_evaluation(tiny_run, t
 
 def test_student_function_is_the_padded_policy_row_sliced_and_scaled(tiny_run):
   """obs -> action by hand: pad, the task's row of method.act, f^k, then [-1, 1] -> ctrlrange [-3, 3]."""
-  method, learner, config = runs.restore(tiny_run)
+  method, learner, config = restore.restore(tiny_run)
   suite = make_suite(config['benchmark'])
   k = 2
   obs = np.random.default_rng(0).normal(size=(5, suite.obs_dims[k])).astype(np.float32)
@@ -145,10 +146,10 @@ def test_teacher_in_gymnasium_halfcheetah_follows_the_suite_step_by_step(tmp_pat
   evaluation is not compared over a whole HalfCheetah episode: the closed loop is chaotic, and the 1e-7 rounding
   differences of the policy compiled inside a scan grow to return differences of tens of percent; see notes.)"""
   teacher_dir = str(tmp_path / 'hc')
-  runs.train_teachers('single:HalfCheetah', TINY_TEACHER, dict(steps=50, start_steps=50, chunk_steps=50,
-                                                               replay_capacity=50),
-                      loop.LoopConfig(eval_every=50, eval_episodes=1, checkpoint_every=50), teacher_dir,
-                      tensorboard=False, progress_bar=False)
+  teacher_training.train_teachers('single:HalfCheetah', TINY_TEACHER,
+                                  dict(steps=50, start_steps=50, chunk_steps=50, replay_capacity=50),
+                                  loop.LoopConfig(eval_every=50, eval_episodes=1, checkpoint_every=50), teacher_dir,
+                                  tensorboard=False, progress_bar=False)
   suite = make_suite('single:HalfCheetah', num_envs=1)
   loaded = teachers.load(teacher_dir, suite)
   masks = jnp.asarray(suite.action_masks)

@@ -11,8 +11,9 @@ import jax
 import numpy as np
 import pytest
 
-from ktm import loop, runs, teachers
+from ktm import loop, teachers
 from ktm.envs import make_suite
+from ktm.runs import restore
 from tests.test_policy import shared_tiny_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -42,7 +43,7 @@ def test_one_video_per_task_with_the_evaluation_returns_and_episode_length_frame
                   f'--width={WIDTH}', f'--height={HEIGHT}', f'--seed={SEED}', '--format=mp4'])
   assert proc.returncode == 0, proc.stderr[-3000:]
   # The trainer's own evaluation of the same episodes (same key, E = 1, the same episode length).
-  method, learner, config = runs.restore(tiny_run)
+  method, learner, config = restore.restore(tiny_run)
   suite = make_suite(config['benchmark'], num_envs=1, episode_length=EPISODE_LENGTH)
   key = jax.random.key(SEED)
   student = np.asarray(loop.evaluate(learner, key, method, suite))[:, 0]

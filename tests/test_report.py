@@ -228,7 +228,7 @@ def test_sweep_members_are_seeds_and_swept_values_make_labels(tmp_path):
                   tasks=[dict(name='A', student_return=ret, teacher_return=100.0, ratio=ret / 100.0)])
              for i, (alpha, seed, ret) in enumerate([(0.5, 0, 80.0), (0.5, 1, 90.0), (0.0, 0, 70.0)])]
   write_run(d, ktm_config(), dict(benchmark='toy', method='ktm', members=members, summary={}))
-  write_run(d / 'member_1', {}, metrics=curve_rows({'A': 90.0}))   # ktm.runs.member_dir
+  write_run(d / 'member_1', {}, metrics=curve_rows({'A': 90.0}))   # ktm.runs.sweep_members.member_dir
   runs = runs_lib.load_runs([str(d)])
   assert [(r.label, r.seed) for r in runs] == [('KTM alpha=0.5', 0), ('KTM alpha=0.5', 1),
                                                ('Online w/o Teacher', 0)]

@@ -8,8 +8,10 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from ktm import loop, presets, replay, resources, rollout, runs, sweep as sweep_lib, teachers, td3
+from ktm import loop, presets, replay, resources, rollout, sweep as sweep_lib, teachers, td3
 from ktm.envs import make_suite
+from ktm.methods import METHODS
+from ktm.runs import checks
 from tests.test_methods import TINY, build
 
 LOOP = loop.LoopConfig(eval_every=20, eval_episodes=3, checkpoint_every=20, num_envs=2)
@@ -64,7 +66,7 @@ def test_teacher_set_bytes_equal_a_loaded_set(suite, tmp_path):
   loaded = teachers.load(str(tmp_path), suite)
   metas = teachers.load_metas(str(tmp_path), suite)
   assert resources.teacher_set_bytes(metas, suite, cfg) == resources.tree_bytes(loaded)
-  one = runs.teacher_memory(str(tmp_path), suite, sweep_lib.grid(0, 3, ()), 0)
+  one = checks.teacher_memory(str(tmp_path), suite, sweep_lib.grid(0, 3, ()), 0)
   assert one == (resources.tree_bytes(loaded), False)          # one set for three seeds: shared
   terms = resources.terms(build('ideal', suite, None), suite, LOOP, one[0], True)
   assert by_name(terms)['teachers'] == resources.Term('teachers', one[0], 0)
@@ -142,5 +144,5 @@ def test_evaluation_warning_when_it_costs_far_more_than_training_and_never_for_a
         continue
       cfg = loop.LoopConfig(**preset.get('loop', {}))
       tasks = make_suite(preset['benchmark'], num_envs=cfg.num_envs, backend='native')
-      method = build(name, tasks, None, {f: preset.get(f, {}) for f in runs.config_fields(runs.METHODS[name])})
+      method = build(name, tasks, None, {f: preset.get(f, {}) for f in sweep_lib.config_fields(METHODS[name])})
       assert resources.evaluation_warning(method, tasks, cfg) is None, (name, preset_name)

@@ -11,10 +11,11 @@ import jax
 import numpy as np
 import pytest
 
-from ktm import checkpoint, loop, runs, td3, teachers
+from ktm import checkpoint, loop, td3, teachers
 from ktm import sweep as sweep_lib
 from ktm.methods import IdealMethod, KTMConfig, OffPolicySchedule, Stage, TaskInfo
 from ktm.envs import make_suite
+from ktm.runs import reporting, run_config
 from tests.numpy_ref import train_one
 from tests.test_td3 import tree_equal
 
@@ -66,10 +67,10 @@ def run_script(args, expect_rc=0):
 
 
 def final_state(workdir):
-  config = runs.load_run_config(workdir)
+  config = run_config.load_run_config(workdir)
   suite = make_suite(config['benchmark'])
-  method = runs.build_method(config['method'], TaskInfo.from_suite(suite), config,
-                             teachers.load_config(config['teacher_dir']))
+  method = run_config.build_method(config['method'], TaskInfo.from_suite(suite), config,
+                                   teachers.load_config(config['teacher_dir']))
   like = jax.eval_shape(lambda: loop.init_members(sweep_lib.single(0), method, suite))
   manager = checkpoint.CheckpointManager(os.path.join(workdir, 'checkpoints'))
   step = manager.latest_step()
@@ -183,7 +184,7 @@ def test_init_from_the_offline_end_equals_training_from_scratch(teacher_dir, ful
   main_in_process([f'--workdir={scratch}', f'--teacher_dir={teacher_dir}'] + TINY_KTM + online_only)
   main_in_process([f'--workdir={started}', f'--teacher_dir={teacher_dir}', f'--init_from={full_run}']
                   + TINY_KTM + online_only)
-  assert runs.load_run_config(started)['init_from'] == full_run
+  assert run_config.load_run_config(started)['init_from'] == full_run
   step, state, extra = final_state(started)
   scratch_step, scratch_state, scratch_extra = final_state(scratch)
   assert step == scratch_step == 60 and tree_equal(state, scratch_state)
@@ -196,38 +197,38 @@ def test_init_from_the_offline_end_equals_training_from_scratch(teacher_dir, ful
 
   # Refused: a source differing in a field the offline stage reads (or the online stage's begin_stage, which the
   # boundary checkpoint already holds: online_adam), and a source without its offline-end checkpoint.
-  source = runs.load_run_config(full_run)
+  source = run_config.load_run_config(full_run)
   tasks, teacher_cfg = TaskInfo.from_suite(make_suite('pendulum_group')), teachers.load_config(teacher_dir)
   for field, value, message in (('offline_epochs', 30, '40 -> 30'), ('online_adam', 'fresh', 'carry -> fresh')):
     config = dict(source, ktm=dict(source['ktm'], **{field: value}))
-    method = runs.build_method('ktm', tasks, config, teacher_cfg)
+    method = run_config.build_method('ktm', tasks, config, teacher_cfg)
     with pytest.raises(ValueError, match=rf'differs in more than .*: ktm\.{field}: {message}$'):
-      runs.start_from_first_stage(full_run, str(tmp_path / 'x'), method, config)
+      run_config.start_from_first_stage(full_run, str(tmp_path / 'x'), method, config)
   no_checkpoint = tmp_path / 'no_checkpoint'
   no_checkpoint.mkdir()
   (no_checkpoint / 'config.json').write_text(json.dumps(source))
-  method = runs.build_method('ktm', tasks, source, teacher_cfg)
+  method = run_config.build_method('ktm', tasks, source, teacher_cfg)
   with pytest.raises(FileNotFoundError, match='keeps no checkpoint at the end of its first stage'):
-    runs.start_from_first_stage(str(no_checkpoint), str(tmp_path / 'y'), method, source)
+    run_config.start_from_first_stage(str(no_checkpoint), str(tmp_path / 'y'), method, source)
 
 
 def test_resume_with_another_config_is_refused_naming_only_the_differing_fields(tmp_path):
   workdir = str(tmp_path / 'w')
   checkpoint.write_json(os.path.join(workdir, 'config.json'), {'a': 1, 'b': {'c': 2, 'd': 3}})
-  assert runs.check_config(workdir, {'a': 1, 'b': {'c': 2, 'd': 3}})
+  assert run_config.check_config(workdir, {'a': 1, 'b': {'c': 2, 'd': 3}})
   with pytest.raises(ValueError, match=r'another configuration: b\.d: 3 -> 4 \(use a new --workdir\)$'):
-    runs.check_config(workdir, {'a': 1, 'b': {'c': 2, 'd': 4}})
+    run_config.check_config(workdir, {'a': 1, 'b': {'c': 2, 'd': 4}})
   # A run written before a config field existed (here KTMConfig.online_adam) resumes: the field takes its default.
   suite = make_suite('pendulum_group')
-  method = runs.build_method('ktm', TaskInfo.from_suite(suite), dict(
+  method = run_config.build_method('ktm', TaskInfo.from_suite(suite), dict(
       cfg=td3.TD3Config(obs_size=suite.obs_size, act_size=suite.act_size), ktm=KTMConfig()))
-  config = runs.run_config(method, 'pendulum_group', loop.LoopConfig(), None)
+  config = run_config.run_config(method, 'pendulum_group', loop.LoopConfig(), None)
   old = json.loads(json.dumps(config))
   del old['ktm']['online_adam'], old['loop']['eval_episodes']
   checkpoint.write_json(os.path.join(workdir, 'config.json'), old)
-  assert runs.check_config(workdir, config) and runs.load_run_config(workdir) == config
+  assert run_config.check_config(workdir, config) and run_config.load_run_config(workdir) == config
   with pytest.raises(ValueError, match=r'another configuration: ktm\.alpha: 1\.0 -> 0\.5 '):
-    runs.check_config(workdir, dict(config, ktm=dict(config['ktm'], alpha=0.5)))
+    run_config.check_config(workdir, dict(config, ktm=dict(config['ktm'], alpha=0.5)))
 
 
 def test_evaluate_errors_are_one_clear_line(tmp_path):
@@ -258,9 +259,9 @@ def test_next_chunk_stops_at_boundaries():
 
 
 def test_results_table_ratio_only_against_a_positive_teacher_return():
-  rows = runs.results_table(['a', 'b', 'c', 'd'], np.array([100.0, -29.6, 5.0, np.nan]),
-                            np.array([200.0, -76.1, 0.0, 10.0]))
+  rows = reporting.results_table(['a', 'b', 'c', 'd'], np.array([100.0, -29.6, 5.0, np.nan]),
+                                 np.array([200.0, -76.1, 0.0, 10.0]))
   assert [r['ratio'] for r in rows] == [0.5, None, None, None]
   assert [r['student_return'] for r in rows] == [100.0, -29.6, 5.0, None]
   assert [r['teacher_return'] for r in rows] == [200.0, -76.1, 0.0, 10.0]
-  assert [r['ratio'] for r in runs.results_table(['a'], np.array([1.0]))] == [None]
+  assert [r['ratio'] for r in reporting.results_table(['a'], np.array([1.0]))] == [None]

@@ -9,8 +9,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ktm import loop, metrics, rollout, runs, sweep as sweep_lib
+from ktm import loop, metrics, rollout, sweep as sweep_lib
 from ktm.envs import custom, make_suite
+from ktm.runs import reporting
 from tests.test_methods import LOOP, build
 
 LENGTH = 12   # the suite's episode length: each env's first episode (5 steps) is followed by a second one
@@ -63,12 +64,12 @@ def test_success_rates_in_history_and_results_rows():
   assert loop.success_rates(np.full((1, 2, 3), np.nan), {}) is None
   history = [{'returns': [[[1.0], [2.0]], [[3.0], [4.0]]], 'success': [[0.75, None], [0.5, 1.0]]}]
   assert loop.member_history(history, 1) == [{'returns': [[3.0], [4.0]], 'success': [0.5, 1.0]}]
-  out = runs.sweep_results(('A', 'B'), sweep_lib.single(0), np.array([[1.0, 2.0]]), None, {}, [[0.75, None]])
+  out = reporting.sweep_results(('A', 'B'), sweep_lib.single(0), np.array([[1.0, 2.0]]), None, {}, [[0.75, None]])
   assert [r['success_rate'] for r in out['members'][0]['tasks']] == [0.75, None]
   assert [(t['success_rate_mean'], t['success_rate_std']) for t in out['summary'][0]['tasks']] == [(0.75, 0.0),
                                                                                                   (None, None)]
-  assert 'success_rate' not in runs.sweep_results(('A',), sweep_lib.single(0), np.array([[1.0]]), None,
-                                                  {})['members'][0]['tasks'][0]
+  assert 'success_rate' not in reporting.sweep_results(('A',), sweep_lib.single(0), np.array([[1.0]]), None,
+                                                       {})['members'][0]['tasks'][0]
 
 
 def test_the_loop_records_success_rates_where_envs_report_them(tmp_path):

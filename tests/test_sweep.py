@@ -10,10 +10,11 @@ import jax
 import numpy as np
 import pytest
 
-from ktm import loop, presets, runs, teachers
+from ktm import loop, presets, teachers
 from ktm import sweep as sweep_lib
 from ktm.envs import make_suite
 from ktm.methods import METHODS, TaskInfo
+from ktm.runs import run_config, sweep_members
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = presets.TEACHERS['tiny']
@@ -31,9 +32,9 @@ ATOL = 1e-5
 def setup():
   suite = make_suite('pendulum_group', episode_length=EPISODE)
   eval_suite = make_suite('pendulum_group', num_envs=2, episode_length=EPISODE)
-  method = runs.build_method('ideal', TaskInfo.from_suite(suite),
-                             dict(cfg=dict(obs_size=suite.obs_size, act_size=suite.act_size, **TINY['cfg']),
-                                  schedule=SCHEDULE))
+  method = run_config.build_method('ideal', TaskInfo.from_suite(suite),
+                                   dict(cfg=dict(obs_size=suite.obs_size, act_size=suite.act_size, **TINY['cfg']),
+                                        schedule=SCHEDULE))
   return method, suite, eval_suite
 
 
@@ -119,19 +120,20 @@ def test_sweep_resumed_after_a_kill_is_bit_identical(setup, tmp_path):
 
 SHARDED = r'''
 import sys, numpy as np, jax
-from ktm import loop, presets, runs, sweep as sweep_lib
+from ktm import loop, presets, sweep as sweep_lib
 from ktm.envs import make_suite
 from ktm.methods import TaskInfo
+from ktm.runs import run_config, sweep_members
 assert len(jax.devices()) == 4
 tiny = presets.TEACHERS['tiny']
 suite = make_suite('pendulum_group', episode_length=50)
 eval_suite = make_suite('pendulum_group', num_envs=2, episode_length=50)
-method = runs.build_method('ideal', TaskInfo.from_suite(suite), dict(cfg=dict(obs_size=suite.obs_size,
+method = run_config.build_method('ideal', TaskInfo.from_suite(suite), dict(cfg=dict(obs_size=suite.obs_size,
     act_size=suite.act_size, **tiny['cfg']), schedule=dict(tiny['schedule'], steps=100, start_steps=40,
     replay_capacity=100)))
 cfg = loop.LoopConfig(**{**tiny['loop'], 'eval_every': 50, 'checkpoint_every': 50, 'seed': 3})
 sweep = sweep_lib.grid(3, 2, ['actor_lr=0.0003,0.001'])
-mesh = runs.member_mesh(sweep.size)
+mesh = sweep_members.member_mesh(sweep.size)
 assert mesh is not None and mesh.devices.size == 4
 sharded, history, _ = loop.train(method, suite, eval_suite, None, cfg, sweep=sweep, mesh=mesh)
 assert len(jax.tree.leaves(sharded.learner)[0].sharding.device_set) == 4
@@ -219,8 +221,8 @@ def test_sweeps_from_the_command_line_and_over_two_jax_distributed_processes(tmp
   assert (teacher_dir / 'teachers' / 'set.json').exists() and (teacher_dir / 'member_1' / 'teachers' / 'set.json').exists()
   suite = make_suite('pendulum_group')
   for m in range(2):
-    a = teachers.load(runs.member_dir(str(multi), m), suite)
-    b = teachers.load(runs.member_dir(str(teacher_dir), m), suite)
+    a = teachers.load(sweep_members.member_dir(str(multi), m), suite)
+    b = teachers.load(sweep_members.member_dir(str(teacher_dir), m), suite)
     # each process vmaps one member, one process vmaps two: float32 rounding differs (see ATOL), and the pendulum
     # dynamics amplify it along a trajectory (max 3.7e-5 in observations after 200 steps)
     assert_close(a.states, b.states, 1e-4)
@@ -252,7 +254,7 @@ def test_sweeps_from_the_command_line_and_over_two_jax_distributed_processes(tmp
       assert t['student_return_mean'] == pytest.approx(np.mean(vals)) and t['seeds'] == 2
       assert t['student_return_std'] == pytest.approx(np.std(vals))
   for m in range(4):
-    assert os.path.exists(os.path.join(runs.member_dir(str(workdir), m), 'metrics.csv'))
+    assert os.path.exists(os.path.join(sweep_members.member_dir(str(workdir), m), 'metrics.csv'))
   proc = script('evaluate.py', [f'--checkpoint={workdir}', '--member=2', '--episodes=2'])
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert 'member 2: seed 0 alpha=1' in proc.stdout

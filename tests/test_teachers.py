@@ -8,9 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ktm import checkpoint, loop, padding, replay, runs, td3, teachers
+from ktm import checkpoint, loop, padding, replay, td3, teachers
 from ktm.methods import IdealMethod, OffPolicySchedule, TaskInfo
 from ktm.envs import make_suite
+from ktm.runs import teacher_training
 from tests.numpy_ref import train_one
 from tests.test_td3 import _plain, tree_equal
 
@@ -62,8 +63,8 @@ def test_a_complete_set_is_never_trained_over(trained):
   assert teachers.complete(workdir)
   before = sorted(os.listdir(workdir))
   with pytest.raises(FileExistsError, match='complete teacher set'):
-    runs.train_teachers('pendulum_group', TINY, dict(steps=200), TINY_LOOP, workdir, progress_bar=False,
-                        tensorboard=False)
+    teacher_training.train_teachers('pendulum_group', TINY, dict(steps=200), TINY_LOOP, workdir, progress_bar=False,
+                                    tensorboard=False)
   assert sorted(os.listdir(workdir)) == before
 
 

@@ -9,17 +9,19 @@ import numpy as np
 import pytest
 
 from experiments import config_flags
-from ktm import loop, presets, rollout, runs, td3, teachers
+from ktm import loop, presets, rollout, td3, teachers
 from ktm.methods import OffPolicySchedule
 from ktm.envs import make_suite
+from ktm.runs import teacher_training
 
 
 def test_tiny_run_beats_random_policy_and_writes_outputs(tmp_path):
   schedule = dict(steps=4000, start_steps=500, chunk_steps=10, replay_capacity=5000, updates_per_step=3)
   workdir = str(tmp_path)
-  results = runs.train_teachers('pendulum_group', dict(hidden_sizes=(32, 32), actor_lr=1e-3, critic_lr=1e-3),
-                                schedule, loop.LoopConfig(eval_every=1000, eval_episodes=5), workdir,
-                                progress_bar=False, tensorboard=True)
+  results = teacher_training.train_teachers('pendulum_group',
+                                            dict(hidden_sizes=(32, 32), actor_lr=1e-3, critic_lr=1e-3),
+                                            schedule, loop.LoopConfig(eval_every=1000, eval_episodes=5), workdir,
+                                            progress_bar=False, tensorboard=True)
   eval_suite = make_suite('pendulum_group', num_envs=5)
   random_returns = np.asarray(rollout.evaluate(lambda p, obs, key: rollout.uniform_actions(key, eval_suite), None,
                                                jax.random.key(0), eval_suite)).mean(axis=1)
@@ -65,7 +67,7 @@ def test_every_method_has_valid_cpu_and_quick_presets_on_one_teacher_preset():
   """Every method's 'quick' and 'cpu' presets build valid configs, and the methods of one preset share its suite and
   teacher preset (one teacher run serves the whole table)."""
   import dataclasses  # pylint: disable=import-outside-toplevel
-  from ktm import runs  # pylint: disable=import-outside-toplevel
+  from ktm import sweep as sweep_lib  # pylint: disable=import-outside-toplevel
   from ktm.methods import METHODS  # pylint: disable=import-outside-toplevel
   for preset_name in ('quick', 'cpu'):
     suites = set()
@@ -73,7 +75,7 @@ def test_every_method_has_valid_cpu_and_quick_presets_on_one_teacher_preset():
       preset = by_preset[preset_name]
       suites.add((preset['benchmark'], preset.get('teachers', preset_name)))
       loop.LoopConfig(**preset['loop'])
-      for field, cls in runs.config_fields(METHODS[name]).items():
+      for field, cls in sweep_lib.config_fields(METHODS[name]).items():
         sizes = dict(obs_size=1, act_size=1) if 'obs_size' in {f.name for f in dataclasses.fields(cls)} else {}
         cls(**sizes, **preset.get(field, {}))
     assert len(suites) == 1, (preset_name, suites)

@@ -14,9 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ktm import loop, runs, teachers
+from ktm import loop, teachers
 from ktm.envs import custom, make_suite
 from ktm.envs import models as models_lib
+from ktm.runs import teacher_training
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOPPER_REF = 'examples.hopper_group:SUITE'
@@ -78,9 +79,9 @@ def test_hopper_variant_steps_like_gymnasium_with_its_xml(tmp_path):
 @pytest.fixture(scope='module')
 def hopper_teachers(tmp_path_factory):
   directory = str(tmp_path_factory.mktemp('hopper_teachers'))
-  runs.train_teachers(HOPPER_REF, TINY_TEACHER, TINY_SCHEDULE,
-                      loop.LoopConfig(eval_every=300, eval_episodes=1, checkpoint_every=300), directory,
-                      tensorboard=False, progress_bar=False)
+  teacher_training.train_teachers(HOPPER_REF, TINY_TEACHER, TINY_SCHEDULE,
+                                  loop.LoopConfig(eval_every=300, eval_episodes=1, checkpoint_every=300), directory,
+                                  tensorboard=False, progress_bar=False)
   return directory
 
 
@@ -104,9 +105,9 @@ def test_mjcf_task_reward_and_termination_reach_the_teachers_replay(tmp_path):
   reward and termination computed here with numpy from the rows' own observations and actions."""
   from examples import custom_task   # pylint: disable=import-outside-toplevel
   directory = str(tmp_path / 'cart')
-  rows = runs.train_teachers('examples.custom_task:SUITE', TINY_TEACHER, TINY_SCHEDULE,
-                             loop.LoopConfig(eval_every=300, eval_episodes=1, checkpoint_every=300), directory,
-                             tensorboard=False, progress_bar=False)
+  rows = teacher_training.train_teachers('examples.custom_task:SUITE', TINY_TEACHER, TINY_SCHEDULE,
+                                         loop.LoopConfig(eval_every=300, eval_episodes=1, checkpoint_every=300),
+                                         directory, tensorboard=False, progress_bar=False)
   assert [r['name'] for r in rows] == ['Cart'] and np.isfinite(rows[0]['final_return'])
   suite = make_suite('examples.custom_task:SUITE')
   data = teachers.load(directory, suite).buffer.data

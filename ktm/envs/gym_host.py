@@ -8,7 +8,8 @@ interrupted episode there as truncated (ktm/envs/gym_suite.py).
 
 Rows: the callback flattens its leading dims ([..., K, E], e.g. a sweep's members) into N rows per task; the envs
 of (task k, N) are made once and reused while the program is, in row-major order. So one program must not call
-back from several devices at once (shard_map): ktm.runs.member_mesh keeps a gym suite's sweep members on one device.
+back from several devices at once (shard_map): ktm.runs.sweep_members.member_mesh keeps a gym suite's sweep members
+on one device.
 """
 
 from typing import Callable, Sequence

@@ -134,7 +134,7 @@ class Method:
   uses_teachers = False        # whether the method needs the teachers (aux)
   # Config fields ('config.field', as in config.json) that only the stages after the first read, and not their
   # `begin_stage` (which runs before the boundary checkpoint): a run that differs from another only in these can
-  # start from that run's first-stage end (`ktm.runs.start_from_first_stage`).
+  # start from that run's first-stage end (`ktm.runs.run_config.start_from_first_stage`).
   later_stage_fields: ClassVar[Tuple[str, ...]] = ()
 
   # ---- what every method supplies ----
