@@ -6,13 +6,36 @@ inputs and accumulates in float32 (`preferred_element_type=float32`). Parameter 
 the dtype (`MLP_0/Dense_i/{kernel [in, out], bias [out]}`, as flax's nn.Dense), so checkpoints load either way.
 """
 
-from typing import Dict, Optional, Sequence
+import functools
+import inspect
+from typing import Callable, Dict, Optional, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 COMPUTE_DTYPES = ('float32', 'bfloat16')
+
+
+def compiled_init(static_argnames: Sequence[str]) -> Callable[[Callable], Callable]:
+  """Decorator for a learner's `init(key, ..., cfg)`: one compiled program per config, where run eagerly (tests,
+  scripts) a network's initialization compiles dozens of tiny programs, one per operation and shape. Inside a sweep
+  a config holds traced hyperparameters (vmapped learning rates), which cannot be static and need no compile of
+  their own: the function then runs as written, traced into the caller's program."""
+  def decorate(init: Callable) -> Callable:
+    compiled = jax.jit(init, static_argnames=static_argnames)
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def wrapper(*args, **kwargs):
+      arguments = signature.bind(*args, **kwargs).arguments
+      try:
+        hash(tuple(arguments[name] for name in static_argnames if name in arguments))
+      except TypeError:      # a traced hyperparameter
+        return init(*args, **kwargs)
+      return compiled(*args, **kwargs)
+    return wrapper
+  return decorate
 
 
 def check_compute_dtype(name: str) -> None:

@@ -90,6 +90,7 @@ def critic_optimizer(cfg: TD3Config) -> optax.GradientTransformation:
   return optimizer(cfg.critic_lr, cfg.max_grad_norm)
 
 
+@networks.compiled_init(static_argnames=('cfg',))
 def init(key: jax.Array, cfg: TD3Config) -> TD3State:
   """Fresh learner. Target parameters are copies (not aliases) of the online ones, so the state can be donated."""
   key, actor_key, critic_key = jax.random.split(key, 3)
@@ -108,6 +109,7 @@ def init(key: jax.Array, cfg: TD3Config) -> TD3State:
   )
 
 
+@networks.compiled_init(static_argnames=('num_learners', 'cfg'))
 def init_many(key: jax.Array, num_learners: int, cfg: TD3Config) -> TD3State:
   """K independent learners stacked on a leading axis; learner k's key is `fold_in(key, k)`."""
   keys = jax.vmap(lambda k: jax.random.fold_in(key, k))(jnp.arange(num_learners))

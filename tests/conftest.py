@@ -20,8 +20,11 @@ os.environ['KTM_CACHE_CALLBACK_PROGRAMS'] = '1'
 # evaluation returns), so tests hold numbers to tolerances and bit-exactness to runs under the same flags, as
 # everywhere; the experiments keep XLA's default. -O0 compiles faster still but changes rounding enough to move a
 # 200-step HalfCheetah trajectory (tests/test_policy.py) and runs the learning tests up to 2x slower.
-if '--xla_backend_optimization_level' not in os.environ.get('XLA_FLAGS', ''):
-  os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') + ' --xla_backend_optimization_level=1').strip()
+_TEST_XLA_FLAGS = ('--xla_backend_optimization_level=1', '--xla_cpu_use_fusion_emitters=false',
+                   '--xla_llvm_disable_expensive_passes=true')
+for _flag in _TEST_XLA_FLAGS:
+  if _flag.split('=')[0] not in os.environ.get('XLA_FLAGS', ''):
+    os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') + ' ' + _flag).strip()
 
 import jax  # noqa: E402  (after the environment is set: jax reads the cache settings from it at import)
 import ktm  # noqa: E402,F401  (turns the callback cache on in this process too)

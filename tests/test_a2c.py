@@ -1,5 +1,7 @@
 """A2C-MT: n-step returns, masked Gaussian, distillation and the K-task loss against numpy; chunk determinism."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -98,12 +100,15 @@ CFG = a2c.A2CConfig(obs_size=5, act_size=2, hidden_sizes=(8, 8), gamma=GAMMA, en
                     distill_coef=0.7, log_std_init=-0.4, n_steps=4)
 TEACHER_CFG = td3.TD3Config(obs_size=5, act_size=2, hidden_sizes=(6,))
 MASKS = np.asarray(TASKS.action_masks)
+# Compiled once per config: run eagerly, every operation of an update would compile a program of its own.
+update = jax.jit(a2c.update, static_argnames=('cfg', 'teacher_cfg'))
 
 
 def np_tree(tree):
   return jax.tree.map(lambda x: np.asarray(x, np.float64), tree)
 
 
+@functools.partial(jax.jit, static_argnames=('T', 'E'))
 def synthetic_rollout(key, T=4, E=3):
   """[K, T, E, ...] with zero-padded obs (task dims 3 and 5), masked actions, and some episode ends."""
   ks = jax.random.split(key, 4)
@@ -123,12 +128,11 @@ def test_update_losses_match_numpy_for_two_tasks_of_different_sizes():
   state = a2c.init(jax.random.key(0), CFG)
   teachers = td3.init_many(jax.random.key(1), 2, TEACHER_CFG).actor_params
   rollout = synthetic_rollout(jax.random.key(2))
-  new, metrics = jax.jit(a2c.update, static_argnums=(3, 4))(state, rollout, teachers, CFG, TEACHER_CFG,
-                                                            jnp.asarray(MASKS))
+  new, metrics = update(state, rollout, teachers, CFG, TEACHER_CFG, jnp.asarray(MASKS))
   p = np_tree(state.params)
   std = np.exp(p['log_std'])
   for k in range(2):
-    r = jax.tree.map(lambda x: np.asarray(x[k], np.float64), rollout)
+    r = jax.tree.map(lambda x: np.asarray(x, np.float64)[k], rollout)
     m = MASKS[k]
     v = numpy_ref.mlp(p['value'], r.obs)[..., 0]
     next_v = numpy_ref.mlp(p['value'], r.next_obs)[..., 0]
@@ -217,11 +221,11 @@ def test_without_teachers_only_with_distill_coef_zero():
   state = a2c.init(jax.random.key(0), CFG)
   rollout = synthetic_rollout(jax.random.key(2))
   with pytest.raises(ValueError, match='distill_coef'):
-    a2c.update(state, rollout, None, CFG, TEACHER_CFG, jnp.asarray(MASKS))
+    update(state, rollout, None, CFG, TEACHER_CFG, jnp.asarray(MASKS))
   cfg = a2c.A2CConfig(obs_size=5, act_size=2, hidden_sizes=(8, 8), gamma=GAMMA, distill_coef=0.0)
   teachers = td3.init_many(jax.random.key(1), 2, TEACHER_CFG).actor_params
-  plain, m_plain = a2c.update(state, rollout, None, cfg, TEACHER_CFG, jnp.asarray(MASKS))
-  with_t, m_t = a2c.update(state, rollout, teachers, cfg, TEACHER_CFG, jnp.asarray(MASKS))
+  plain, m_plain = update(state, rollout, None, cfg, TEACHER_CFG, jnp.asarray(MASKS))
+  with_t, m_t = update(state, rollout, teachers, cfg, TEACHER_CFG, jnp.asarray(MASKS))
   np.testing.assert_array_equal(m_plain['distill_loss'], 0.0)
   assert np.all(np.asarray(m_t['distill_loss']) > 0)     # measured, but weighted by 0
   jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7), plain.params, with_t.params)

@@ -32,11 +32,12 @@ def start(workdir):
                           + ARGS, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def kill_at_some_moment(workdir, rng, during_write):
-  """Starts the run and SIGKILLs it at a random moment, or (if `during_write`) as soon as a checkpoint or teacher
-  set is being written. Returns the exit code (0: the run finished before the kill)."""
+def kill_at_some_moment(workdir, rng, during_write, run_seconds):
+  """Starts the run and SIGKILLs it at a random moment of the first 80% of an uninterrupted run's `run_seconds`
+  (start-up included), or (if `during_write`) as soon as a checkpoint or teacher set is being written. Returns the
+  exit code (0: the run finished before the kill), or None after a kill."""
   proc = start(workdir)
-  deadline = time.time() + rng.uniform(5.0, 60.0)
+  deadline = time.time() + rng.uniform(0.1, 0.8) * run_seconds
   while proc.poll() is None:
     writing = during_write and any(glob.glob(os.path.join(workdir, p)) for p in WRITING)
     if writing or time.time() > deadline:
@@ -63,10 +64,11 @@ def metrics_files(workdir):
 @pytest.fixture(scope='module')
 def uninterrupted(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp('full'))
+  began = time.time()
   proc = start(workdir)
   _, err = proc.communicate(timeout=900)
   assert proc.returncode == 0, err[-3000:]
-  return final(workdir), metrics_files(workdir)
+  return final(workdir), metrics_files(workdir), time.time() - began
 
 
 def test_random_sigkills_then_resume_end_bit_identical(uninterrupted, tmp_path):
@@ -74,11 +76,12 @@ def test_random_sigkills_then_resume_end_bit_identical(uninterrupted, tmp_path):
   workdir = str(tmp_path / 'killed')
   kills = 0
   while kills < KILLS:
-    rc = kill_at_some_moment(workdir, rng, during_write=kills % 2 == 1)
+    rc = kill_at_some_moment(workdir, rng, during_write=kills % 2 == 1, run_seconds=uninterrupted[2])
     if rc is not None:     # finished before the kill came
       assert rc == 0
       break
     kills += 1
+  assert kills >= min(KILLS, 2), f'only {kills} kill(s) landed before the run ended'   # one of each kind at least
   proc = start(workdir)                   # the same command finishes the run
   _, err = proc.communicate(timeout=900)
   assert proc.returncode == 0, err[-3000:]

@@ -1,26 +1,36 @@
 """TD3 losses, targets, delay and soft updates against numpy references."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ktm import padding, replay, td3
+from ktm import padding, replay, sweep, td3
 from tests import numpy_ref
 
 CFG = td3.TD3Config(obs_size=3, act_size=2, hidden_sizes=(16, 8), batch_size=5)
 
 
-def random_batch(key, batch_size=5, cfg=CFG, terminated=None):
+# The helpers are compiled: run eagerly, each of their ops would compile a tiny program of its own, per shape.
+@functools.partial(jax.jit, static_argnames=('batch_size', 'cfg'))
+def _random_batch(key, batch_size, cfg):
   ks = jax.random.split(key, 4)
   return replay.Transition(
       obs=jax.random.normal(ks[0], (batch_size, cfg.obs_size)),
       action=jax.random.uniform(ks[1], (batch_size, cfg.act_size), minval=-1, maxval=1),
       reward=jax.random.normal(ks[2], (batch_size,)),
       next_obs=jax.random.normal(ks[3], (batch_size, cfg.obs_size)),
-      terminated=jnp.zeros(batch_size) if terminated is None else jnp.asarray(terminated, jnp.float32))
+      terminated=jnp.zeros(batch_size))
 
 
+def random_batch(key, batch_size=5, cfg=CFG, terminated=None):
+  batch = _random_batch(key, batch_size, cfg)
+  return batch if terminated is None else batch.replace(terminated=jnp.asarray(terminated, jnp.float32))
+
+
+@functools.partial(jax.jit, static_argnames='scale')
 def perturbed(state, key, scale=0.3):
   """Distinct online and target parameters, so tests can tell which network a computation used."""
   leaves, tree = jax.tree.flatten(state.target_actor_params)
@@ -133,7 +143,9 @@ def _plain(x):
 
 
 def tree_equal(a, b):
-  return all(jax.tree.leaves(jax.tree.map(lambda x, y: bool(jnp.array_equal(_plain(x), _plain(y))), a, b)))
+  """Bit-equal trees (numpy compares: no program compiled per leaf shape)."""
+  return all(jax.tree.leaves(jax.tree.map(lambda x, y: np.array_equal(np.asarray(_plain(x)), np.asarray(_plain(y))),
+                                          a, b)))
 
 
 def test_policy_delay_and_target_updates(state):
@@ -222,3 +234,14 @@ def test_config_validation():
   with pytest.raises(ValueError, match='policy_delay'):
     td3.TD3Config(obs_size=1, act_size=1, policy_delay=0)
   assert td3.TD3Config(obs_size=1, act_size=1, hidden_sizes=[4, 4]).hidden_sizes == (4, 4)
+
+
+def test_compiled_init_is_the_plain_init_and_runs_as_written_under_a_traced_config():
+  """td3.init is compiled once per config (networks.compiled_init): the same bits as the function run as written;
+  a config holding a traced hyperparameter (a sweep's vmapped learning rate) runs it as written, inside the trace."""
+  key = jax.random.key(4)
+  assert tree_equal(td3.init(key, CFG), td3.init.__wrapped__(key, CFG))
+  lrs = jnp.asarray([1e-3, 3e-4])
+  states = jax.vmap(lambda lr: td3.init(key, sweep._replace_unchecked(CFG, actor_lr=lr)))(lrs)
+  assert all(tree_equal(jax.tree.map(lambda x, m=m: np.asarray(_plain(x))[m], states), td3.init(key, CFG))
+             for m in range(2))

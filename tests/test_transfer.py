@@ -16,6 +16,15 @@ STUDENT = td3.TD3Config(obs_size=4, act_size=3, hidden_sizes=(8, 6))
 TEACHER = td3.TD3Config(obs_size=OBS_DIM, act_size=ACT_DIM, hidden_sizes=(8, 8))
 MASK = padding.action_mask(ACT_DIM, STUDENT.act_size)
 B = 5
+# Compiled once per config: run eagerly, every operation of an epoch would compile a program of its own, per shape.
+offline_epoch = jax.jit(student.offline_epoch, static_argnames=('cfg', 'teacher_cfg', 'ktm_cfg'))
+offline_task_update = jax.jit(student.offline_task_update,
+                              static_argnames=('cfg', 'teacher_cfg', 'critic_loss_fn', 'actor_loss_fn'))
+
+
+def task(tree, k):
+  """Task k's slice of a [K, ...] tree (numpy indexing: no program compiled per leaf shape)."""
+  return jax.tree.map(lambda x: np.asarray(x)[k], tree)
 
 
 def np_tree(tree):
@@ -189,12 +198,12 @@ def test_sequential_offline_epoch_is_one_task_after_another(nets):
   s, _ = nets
   k = 3
   batches, critics, masks = three_tasks(11)
-  out, metrics = student.offline_epoch(s, critics, batches, masks, jnp.int32(0), STUDENT, STUDENT,
+  out, metrics = offline_epoch(s, critics, batches, masks, jnp.int32(0), STUDENT, STUDENT,
                                        student.KTMConfig())
   expected = s
   for i in range(k):
-    expected, _ = student.offline_task_update(expected, jax.tree.map(lambda x: x[i], critics),
-                                              jax.tree.map(lambda x: x[i], batches), masks[i], STUDENT, STUDENT)
+    expected, _ = offline_task_update(expected, task(critics, i),
+                                              task(batches, i), masks[i], STUDENT, STUDENT)
   jax.tree.map(lambda x, y: np.testing.assert_allclose(_plain(x), _plain(y), rtol=1e-5, atol=1e-6), out, expected)
   assert metrics['critic_loss'].shape == (k,)
   assert int(out.critic_opt_state[0].count) == k     # K optimizer steps per epoch
@@ -204,11 +213,11 @@ def test_joint_offline_epoch_is_one_step_on_summed_losses(nets):
   s, _ = nets
   k = 3
   batches, critics, masks = three_tasks(12)
-  out, _ = student.offline_epoch(s, critics, batches, masks, jnp.int32(0), STUDENT, STUDENT,
+  out, _ = offline_epoch(s, critics, batches, masks, jnp.int32(0), STUDENT, STUDENT,
                                  student.KTMConfig(combine='joint'))
   assert int(out.critic_opt_state[0].count) == 1
-  total = lambda p: sum(transfer.offline_critic_loss(p, jax.tree.map(lambda x: x[i], critics),
-                                                     jax.tree.map(lambda x: x[i], batches), STUDENT, STUDENT,
+  total = lambda p: sum(transfer.offline_critic_loss(p, task(critics, i),
+                                                     task(batches, i), STUDENT, STUDENT,
                                                      masks[i])[0] for i in range(k))
   g = jax.grad(total)(s.critic_params)
   adam_first_step = jax.tree.map(lambda p, gi: p - 3e-4 * gi / (jnp.abs(gi) + 1e-8), s.critic_params, g)
@@ -222,8 +231,8 @@ def test_flat_replay_trains_one_task_per_episode(nets):
   batches, critics, masks = three_tasks(13)
   ktm_cfg = student.KTMConfig(replay='flat', switch_every=2)
   assert [int(student.active_task(jnp.int32(e), k, ktm_cfg)) for e in range(8)] == [0, 0, 1, 1, 2, 2, 0, 0]
-  out, _ = student.offline_epoch(s, critics, batches, masks, jnp.int32(3), STUDENT, STUDENT, ktm_cfg)
-  expected, _ = student.offline_task_update(s, jax.tree.map(lambda x: x[1], critics),
+  out, _ = offline_epoch(s, critics, batches, masks, jnp.int32(3), STUDENT, STUDENT, ktm_cfg)
+  expected, _ = offline_task_update(s, jax.tree.map(lambda x: x[1], critics),
                                             jax.tree.map(lambda x: x[1], batches), masks[1], STUDENT, STUDENT)
   jax.tree.map(lambda x, y: np.testing.assert_allclose(_plain(x), _plain(y), rtol=1e-6, atol=1e-7), out, expected)
 
@@ -276,7 +285,7 @@ def test_online_stage_begins_with_synced_targets_and_carried_or_fresh_adam(nets,
   moments, step count 0) as the authors' separate online optimizers do."""
   state, teacher = nets
   for _ in range(3):     # Adam states past their initial ones
-    state, _ = student.offline_task_update(state, teacher.critic_params, batch, MASK, STUDENT, TEACHER)
+    state, _ = offline_task_update(state, teacher.critic_params, batch, MASK, STUDENT, TEACHER)
   carried = student.begin_online(state, STUDENT, student.KTMConfig())
   assert tree_equal(carried.target_actor_params, state.actor_params)
   assert tree_equal(carried.target_critic_params, state.critic_params)

@@ -15,7 +15,8 @@ from ktm.methods import ktm_drl
 from tests import numpy_ref
 from tests.test_run_ktm import main_in_process, teacher_dir  # noqa: F401  (module fixture: tiny teachers)
 from tests.test_td3 import _plain, perturbed, tree_equal
-from tests.test_transfer import OBS_DIM, ACT_DIM, STUDENT, TEACHER, MASK, np_tree, three_tasks
+from tests.test_transfer import (OBS_DIM, ACT_DIM, STUDENT, TEACHER, MASK, np_tree, offline_epoch, offline_task_update,
+                                 task, three_tasks)
 
 B = 64
 
@@ -165,12 +166,12 @@ def test_trusted_online_epochs_with_all_or_no_trust_are_eq5_or_td3_mt(nets):
 def test_offline_epoch_skips_the_teachers_that_failed_their_audit(nets):
   s, _ = nets
   batches, critics, masks = three_tasks(14)
-  out, m = ktm_drl.offline_epoch(s, stacked_teachers(critics, [1, 0, 1]), batches, masks, jnp.int32(0), STUDENT,
+  out, m = offline_epoch(s, stacked_teachers(critics, [1, 0, 1]), batches, masks, jnp.int32(0), STUDENT,
                                  STUDENT, ktm_drl.KTMConfig(trust_audit=0.5))
   expected = s
   for i in (0, 2):
-    expected, _ = ktm_drl.offline_task_update(expected, jax.tree.map(lambda x: x[i], critics),
-                                              jax.tree.map(lambda x: x[i], batches), masks[i], STUDENT, STUDENT)
+    expected, _ = offline_task_update(expected, task(critics, i),
+                                              task(batches, i), masks[i], STUDENT, STUDENT)
   jax.tree.map(lambda x, y: np.testing.assert_allclose(_plain(x), _plain(y), rtol=1e-5, atol=1e-6), out, expected)
   assert int(out.critic_opt_state[0].count) == 2          # no optimizer step for the skipped teacher
   np.testing.assert_array_equal(m['teacher_trust'], [1, 0, 1])

@@ -11,7 +11,7 @@ from ktm import replay, td3, transfer, value_norm
 from ktm.methods import base, gsurgery, ktm_drl, sac, sharednet
 from tests import numpy_ref
 from tests.test_td3 import _plain, perturbed, tree_equal
-from tests.test_transfer import B, STUDENT, three_tasks
+from tests.test_transfer import B, STUDENT, offline_epoch, offline_task_update, task, three_tasks
 
 SCALED = ktm_drl.KTMConfig(value_norm='scale')
 
@@ -68,12 +68,12 @@ def test_offline_epoch_weighs_eq1_and_eq2_by_each_teachers_value_scale():
                                                                           STUDENT, STUDENT, SCALED)
   expected, scales = s, []
   for k in range(3):
-    critic, batch = jax.tree.map(lambda x, k=k: x[k], critics), jax.tree.map(lambda x, k=k: x[k], batches)
+    critic, batch = task(critics, k), task(batches, k)
     obs, action = transfer.teacher_inputs(batch.obs, batch.action, STUDENT, masks[k])
     teacher_q = np.stack([numpy_ref.critic(jax.tree.map(np.asarray, critic), j, np.asarray(obs, np.float64),
                                            np.asarray(action, np.float64)) for j in (0, 1)])
     scales.append(np_scale([teacher_q]))
-    expected, _ = ktm_drl.offline_task_update(
+    expected, _ = offline_task_update(
         expected, critic, batch, masks[k], STUDENT, STUDENT,
         critic_loss_fn=td3.weighted(transfer.offline_critic_loss, 1 / scales[-1] ** 2),
         actor_loss_fn=td3.weighted(transfer.offline_actor_loss, 1 / scales[-1]))
@@ -82,7 +82,7 @@ def test_offline_epoch_weighs_eq1_and_eq2_by_each_teachers_value_scale():
   fields = lambda st: {n: getattr(st, n) for n in td3.TD3State.__dataclass_fields__}
   jax.tree.map(lambda x, y: np.testing.assert_allclose(_plain(x), _plain(y), rtol=2e-4, atol=1e-6),
                fields(out), fields(expected))
-  paper, _ = ktm_drl.offline_epoch(s, critics, batches, masks, jnp.int32(0), STUDENT, STUDENT, ktm_drl.KTMConfig())
+  paper, _ = offline_epoch(s, critics, batches, masks, jnp.int32(0), STUDENT, STUDENT, ktm_drl.KTMConfig())
   assert not np.allclose(_plain(paper.critic_params['MLP_0']['Dense_0']['kernel']),
                          _plain(out.critic_params['MLP_0']['Dense_0']['kernel']), rtol=1e-4, atol=1e-6)
 

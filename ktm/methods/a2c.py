@@ -123,6 +123,7 @@ def optimizer(cfg: A2CConfig) -> optax.GradientTransformation:
   return td3.optimizer(cfg.learning_rate, cfg.max_grad_norm)
 
 
+@networks.compiled_init(static_argnames=('cfg',))
 def init(key: jax.Array, cfg: A2CConfig) -> A2CState:
   actor_key, value_key = jax.random.split(key)
   obs = jnp.zeros((1, cfg.obs_size))

@@ -133,6 +133,7 @@ def alpha_optimizer(cfg: SACConfig) -> optax.GradientTransformation:
   return optax.adam(cfg.alpha_lr)
 
 
+@networks.compiled_init(static_argnames=('tasks', 'cfg'))
 def init(key: jax.Array, tasks: base.TaskInfo, cfg: SACConfig) -> SACState:
   """Fresh learner at the suite's padded sizes; target critics are copies (not aliases), so the state donates."""
   key, actor_key, critic_key = jax.random.split(key, 3)

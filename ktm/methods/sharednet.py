@@ -198,6 +198,7 @@ def q1(critic_params: Params, obs: jnp.ndarray, action: jnp.ndarray, tasks: base
   return critic_network(tasks, cfg).apply({'params': networks.q1_params(critic_params)}, obs, action)
 
 
+@networks.compiled_init(static_argnames=('tasks', 'cfg'))
 def init(key: jax.Array, tasks: base.TaskInfo, cfg: SharedNetConfig) -> td3.TD3State:
   """Fresh learner (a `td3.TD3State` holding SharedNet's parameters); targets are copies, so the state donates."""
   key, actor_key, critic_key = jax.random.split(key, 3)
