@@ -19,7 +19,9 @@ os.environ['KTM_CACHE_CALLBACK_PROGRAMS'] = '1'
 # Its float results differ from -O2's in the last bits (tiny runs of six methods: parameters within 6e-8, the same
 # evaluation returns), so tests hold numbers to tolerances and bit-exactness to runs under the same flags, as
 # everywhere; the experiments keep XLA's default. -O0 compiles faster still but changes rounding enough to move a
-# 200-step HalfCheetah trajectory (tests/test_policy.py) and runs the learning tests up to 2x slower.
+# 200-step HalfCheetah trajectory (tests/test_policy.py) and runs the learning tests up to 2x slower. XLA:CPU's
+# legacy elemental emitters (not the MLIR fusion emitters) and LLVM without its expensive passes compile faster again
+# at the same run time (four TD3/SAC programs: 6.7 s -> 3.7 s; a TD3-MT learning test run warm: 13.4 s -> 11.5 s).
 _TEST_XLA_FLAGS = ('--xla_backend_optimization_level=1', '--xla_cpu_use_fusion_emitters=false',
                    '--xla_llvm_disable_expensive_passes=true')
 for _flag in _TEST_XLA_FLAGS:

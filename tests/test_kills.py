@@ -25,6 +25,9 @@ ARGS = ['--preset=tiny', '--progress_bar=false', '--tensorboard=false']
 KILLS = int(os.environ.get('KTM_KILLS', '2'))   # one at a random moment, one during a write
 # Paths whose appearance marks a write in progress: orbax's temporary checkpoint directories, the teacher set's.
 WRITING = ('checkpoints/*tmp*', 'teachers_run/checkpoints/*tmp*', 'teachers_run/.teachers.tmp-*')
+# Files whose new modification time marks training progress (teachers', then the student's).
+PROGRESS = ('teachers_run/metrics.jsonl', 'teachers_run/checkpoints/*', 'teachers_run/teachers/*', 'metrics.jsonl',
+            'checkpoints/*')
 
 
 def start(workdir):
@@ -32,15 +35,31 @@ def start(workdir):
                           + ARGS, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def kill_at_some_moment(workdir, rng, during_write, run_seconds):
-  """Starts the run and SIGKILLs it at a random moment of the first 80% of an uninterrupted run's `run_seconds`
-  (start-up included), or (if `during_write`) as soon as a checkpoint or teacher set is being written. Returns the
-  exit code (0: the run finished before the kill), or None after a kill."""
+def progressed_since(workdir, began):
+  """Whether the run wrote training progress (metrics, checkpoints, the teacher set) after `began`."""
+  for pattern in PROGRESS:
+    for path in glob.glob(os.path.join(workdir, pattern)):
+      try:
+        if os.path.getmtime(path) >= began:
+          return True
+      except FileNotFoundError:     # a temporary checkpoint directory renamed meanwhile
+        pass
+  return False
+
+
+def kill_at_some_moment(workdir, rng, during_write):
+  """Starts the run and SIGKILLs it at a random moment: 0-2 s after its first progress (so the kill lands in the
+  training, however fast this machine and its compile cache make the start-up), or (if `during_write`) as soon as
+  a checkpoint or teacher set is being written. Returns the exit code (0: the run finished before the kill), or None
+  after a kill."""
+  began = time.time()
   proc = start(workdir)
-  deadline = time.time() + rng.uniform(0.1, 0.8) * run_seconds
+  delay, deadline = rng.uniform(0.0, 2.0), None
   while proc.poll() is None:
     writing = during_write and any(glob.glob(os.path.join(workdir, p)) for p in WRITING)
-    if writing or time.time() > deadline:
+    if deadline is None and not during_write and progressed_since(workdir, began):
+      deadline = time.time() + delay
+    if writing or (deadline is not None and time.time() > deadline):
       proc.send_signal(signal.SIGKILL)
       proc.wait()
       return None
@@ -64,11 +83,10 @@ def metrics_files(workdir):
 @pytest.fixture(scope='module')
 def uninterrupted(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp('full'))
-  began = time.time()
   proc = start(workdir)
   _, err = proc.communicate(timeout=900)
   assert proc.returncode == 0, err[-3000:]
-  return final(workdir), metrics_files(workdir), time.time() - began
+  return final(workdir), metrics_files(workdir)
 
 
 def test_random_sigkills_then_resume_end_bit_identical(uninterrupted, tmp_path):
@@ -76,7 +94,7 @@ def test_random_sigkills_then_resume_end_bit_identical(uninterrupted, tmp_path):
   workdir = str(tmp_path / 'killed')
   kills = 0
   while kills < KILLS:
-    rc = kill_at_some_moment(workdir, rng, during_write=kills % 2 == 1, run_seconds=uninterrupted[2])
+    rc = kill_at_some_moment(workdir, rng, during_write=kills % 2 == 1)
     if rc is not None:     # finished before the kill came
       assert rc == 0
       break
