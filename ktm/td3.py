@@ -21,10 +21,10 @@ Params = Any
 
 
 @dataclasses.dataclass(frozen=True)
-class TD3Config:
-  """TD3 hyper-parameters; defaults are the paper's (and TD3's)."""
-  obs_size: int                      # observation size the networks take (padded to the suite's largest)
-  act_size: int                      # action size the actor outputs (padded to the suite's largest)
+class TD3Hyperparameters:
+  """TD3's hyper-parameters without the networks' input and output sizes; defaults are the paper's (and TD3's).
+  `TD3Config` adds the sizes; a learner that sizes its networks from the tasks (SharedNet) extends this directly,
+  so every TD3 helper (optimizers, smoothing noise, policy delay, soft updates) takes its config as it is."""
   hidden_sizes: Tuple[int, ...] = (400, 400)  # units of each hidden layer of the actor and of each critic
   actor_lr: float = 3e-4             # Adam learning rate of the actor
   critic_lr: float = 3e-4            # Adam learning rate of the twin critics
@@ -39,16 +39,24 @@ class TD3Config:
   compute_dtype: str = 'float32'    # matmul inputs: 'float32' or 'bfloat16' (float32 accumulation; see networks)
 
   RANGES = dict(  # allowed values (checked in __post_init__, shown by --help); see ktm/validate.py
-      obs_size=validate.AT_LEAST_1, act_size=validate.AT_LEAST_1, hidden_sizes=validate.SIZES,
-      actor_lr=validate.POSITIVE, critic_lr=validate.POSITIVE, gamma=validate.UNIT_INTERVAL_OPEN_LOW,
-      tau=validate.UNIT_INTERVAL_OPEN_LOW, batch_size=validate.AT_LEAST_1, policy_delay=validate.AT_LEAST_1,
-      exploration_noise=validate.NON_NEGATIVE, target_noise=validate.NON_NEGATIVE,
+      hidden_sizes=validate.SIZES, actor_lr=validate.POSITIVE, critic_lr=validate.POSITIVE,
+      gamma=validate.UNIT_INTERVAL_OPEN_LOW, tau=validate.UNIT_INTERVAL_OPEN_LOW, batch_size=validate.AT_LEAST_1,
+      policy_delay=validate.AT_LEAST_1, exploration_noise=validate.NON_NEGATIVE, target_noise=validate.NON_NEGATIVE,
       target_noise_clip=validate.NON_NEGATIVE, max_grad_norm=validate.optional(validate.POSITIVE))
 
   def __post_init__(self):
     object.__setattr__(self, 'hidden_sizes', tuple(int(h) for h in self.hidden_sizes))
     networks.check_compute_dtype(self.compute_dtype)
     validate.check(self, self.RANGES)
+
+
+@dataclasses.dataclass(frozen=True)
+class TD3Config(TD3Hyperparameters):
+  """TD3's hyper-parameters and the networks' sizes (given by keyword)."""
+  obs_size: int = dataclasses.field(kw_only=True)   # observation size the networks take (padded to the suite's largest)
+  act_size: int = dataclasses.field(kw_only=True)   # action size the actor outputs (padded to the suite's largest)
+
+  RANGES = dict(TD3Hyperparameters.RANGES, obs_size=validate.AT_LEAST_1, act_size=validate.AT_LEAST_1)
 
 
 @flax.struct.dataclass

@@ -173,19 +173,22 @@ def describe(cls: type) -> Dict[str, str]:
 
 
 def field_meanings(cls: type) -> Dict[str, str]:
-  """{field: its trailing `# comment`, with the comment-only lines right below it} read from the class source
-  (one sentence per field, for --help)."""
+  """{field: its trailing `# comment`, with the comment-only lines right below it} read from the source of the class
+  and of the dataclasses it extends (one sentence per field, for --help)."""
   import inspect  # pylint: disable=import-outside-toplevel
   import re  # pylint: disable=import-outside-toplevel
-  try:
-    source = inspect.getsource(cls)
-  except (OSError, TypeError):
-    return {}
   names = {f.name for f in dataclasses.fields(cls)}
   out = {}
-  for match in re.finditer(r'^\s+(\w+)\s*:[^\n#]*#\s*(.+)\n((?:[ \t]+#.*\n)*)', source, re.MULTILINE):
-    if match.group(1) in names:
-      more = [line.strip()[1:].strip() for line in match.group(3).splitlines()]
-      out[match.group(1)] = ' '.join([match.group(2).strip()] + more)
+  for klass in reversed(cls.__mro__):     # a subclass's comment wins
+    if not dataclasses.is_dataclass(klass):
+      continue
+    try:
+      source = inspect.getsource(klass)
+    except (OSError, TypeError):
+      continue
+    for match in re.finditer(r'^\s+(\w+)\s*:[^\n#]*#\s*(.+)\n((?:[ \t]+#.*\n)*)', source, re.MULTILINE):
+      if match.group(1) in names:
+        more = [line.strip()[1:].strip() for line in match.group(3).splitlines()]
+        out[match.group(1)] = ' '.join([match.group(2).strip()] + more)
   return out
 

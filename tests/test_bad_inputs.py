@@ -563,6 +563,18 @@ def test_help_lists_the_scripts_flags_with_meaning_and_range_and_helpfull_the_re
   assert 'logtostderr' in full.stdout and '--gamma' in full.stdout
 
 
+def test_configs_that_extend_td3s_show_the_meanings_of_its_fields():
+  """--help reads each field's meaning from its comment, also in the dataclass a config extends (SharedNet's and
+  G-Surgery's configs extend TD3's), and a config's own comment wins."""
+  from ktm import td3, validate  # pylint: disable=import-outside-toplevel
+  from ktm.methods import gsurgery, sharednet  # pylint: disable=import-outside-toplevel
+  for cls in (td3.TD3Config, sharednet.SharedNetConfig, gsurgery.GSurgeryConfig):
+    meanings = validate.field_meanings(cls)
+    assert set(meanings) == {f.name for f in dataclasses.fields(cls)}, cls
+    assert meanings['actor_lr'] == 'Adam learning rate of the actor'
+  assert 'before PCGrad' in validate.field_meanings(gsurgery.GSurgeryConfig)['value_norm']
+
+
 def test_render_needs_no_opengl_library_for_help_and_names_a_missing_one_in_one_line(tmp_path):
   """MUJOCO_GL naming a backend MuJoCo cannot load (here an unknown one; a missing libOSMesa fails at the same
   import): --help still works, and a render stops with one error line naming the fix."""

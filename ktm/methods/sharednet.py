@@ -37,36 +37,17 @@ Params = Any
 
 
 @dataclasses.dataclass(frozen=True)
-class SharedNetConfig:
-  """SharedNet-on-TD3 hyper-parameters; defaults are the paper's TD3 settings. `hidden_sizes[0]` is the width of
-  the task-specific input layers, the rest are the shared layers (at least one). Field names match `td3.TD3Config`
-  so TD3's helpers (optimizers, smoothing noise, policy delay, soft updates) take this config as it is."""
-  hidden_sizes: Tuple[int, ...] = (400, 400)  # [0]: width of the task-specific input layers; rest: shared layers
-  actor_lr: float = 3e-4             # Adam learning rate of the actor
-  critic_lr: float = 3e-4            # Adam learning rate of the twin critics
-  gamma: float = 0.99                # discount factor of the TD target
-  tau: float = 0.005                 # Polyak rate of the target networks
-  batch_size: int = 256              # transitions per task per update
-  policy_delay: int = 2              # critic updates per actor and target update (TD3's d)
-  exploration_noise: float = 0.1     # std of N(0, sigma) added to the policy's action when acting
-  target_noise: float = 0.2          # std of the per-sample target-policy smoothing noise
-  target_noise_clip: float = 0.5     # the smoothing noise is clipped to [-c, c]
-  max_grad_norm: Optional[float] = None  # global-norm gradient clipping; None = off (as in TD3)
-  compute_dtype: str = 'float32'     # matmul inputs: 'float32' or 'bfloat16' (float32 accumulation; see networks)
+class SharedNetConfig(td3.TD3Hyperparameters):
+  """SharedNet-on-TD3 hyper-parameters: TD3's (the paper's defaults) and value scaling. `hidden_sizes[0]` is the
+  width of the task-specific input layers, the rest are the shared layers (at least one); the networks' sizes come
+  from the tasks."""
   value_norm: str = 'none'           # 'scale': every task's losses divided by the running scale of its own targets
                                      # (ktm/value_norm.py); 'none': as published
 
-  RANGES = dict(  # allowed values (checked in __post_init__, shown by --help); see ktm/validate.py
-      value_norm=validate.one_of(*VALUE_NORM_MODES), hidden_sizes=validate.SIZES, actor_lr=validate.POSITIVE,
-      critic_lr=validate.POSITIVE, gamma=validate.UNIT_INTERVAL_OPEN_LOW, tau=validate.UNIT_INTERVAL_OPEN_LOW,
-      batch_size=validate.AT_LEAST_1,
-      policy_delay=validate.AT_LEAST_1, exploration_noise=validate.NON_NEGATIVE, target_noise=validate.NON_NEGATIVE,
-      target_noise_clip=validate.NON_NEGATIVE, max_grad_norm=validate.optional(validate.POSITIVE))
+  RANGES = dict(td3.TD3Hyperparameters.RANGES, value_norm=validate.one_of(*VALUE_NORM_MODES))
 
   def __post_init__(self):
-    object.__setattr__(self, 'hidden_sizes', tuple(int(h) for h in self.hidden_sizes))
-    networks.check_compute_dtype(self.compute_dtype)
-    validate.check(self, self.RANGES)
+    super().__post_init__()
     if len(self.hidden_sizes) < 2:
       raise ValueError(f'SharedNetConfig.hidden_sizes = {",".join(map(str, self.hidden_sizes))} is not allowed: '
                        f'needs a task-specific input layer and at least one shared layer (2 or more sizes)')
