@@ -52,6 +52,19 @@ TEACHERS['fast'] = dict(benchmark='pendulum_group', cfg=_QUICK_NETS,
                                       updates_per_step=3),
                         loop=_FAST_LOOP)
 
+# 'mt10_cpu' (issue 28): Meta-World MT10 (metaworld 3.1.1, reward v3, one fixed goal per task) with the task id in
+# every observation, sized for a 2-core CPU across sittings: teachers 100k steps per task, students 100k epochs,
+# 256-256 networks, evaluation every 5k epochs (5 episodes of 500 steps per task). Sized from one measurement only
+# (2026-12-03, Zen 4): 3k teacher epochs of the ten 256-256 learners with one update per epoch took 136 s including
+# compile and two evaluations (~30 epochs/s), so a teacher set is ~1 h and each student ~1-1.5 h. Not yet run to the
+# end: no result claims anything about it.
+_MT10 = 'mt10+task_id'
+_MT10_LOOP = dict(eval_every=5_000, eval_episodes=5, checkpoint_every=5_000)
+_MT10_NETS = dict(hidden_sizes=(256, 256))
+TEACHERS['mt10_cpu'] = dict(benchmark=_MT10, cfg=_MT10_NETS,
+                            schedule=dict(steps=100_000, start_steps=5_000, chunk_steps=10, replay_capacity=100_000),
+                            loop=_MT10_LOOP)
+
 KTM = {
     # The paper's KTM-DRL: 500K offline + 500K online epochs, 400-400 student, its teachers from TEACHERS['paper'].
     # Sec. 3.4: "the exploration noise is N(0, 0.1), the clip threshold c = 0.5" for acting AND Eq. 3's target
@@ -77,6 +90,10 @@ KTM = {
     'tiny': dict(benchmark='pendulum_group', teachers='tiny', cfg=_TINY_NETS,
                  ktm=dict(offline_epochs=100, online_epochs=100, online_capacity=100, offline_chunk=25, chunk_steps=10),
                  loop=dict(eval_every=50, eval_episodes=2, checkpoint_every=50)),
+    'mt10_cpu': dict(benchmark=_MT10, teachers='mt10_cpu', cfg=dict(_MT10_NETS, target_noise=0.1),
+                     ktm=dict(offline_epochs=25_000, online_epochs=75_000, online_capacity=75_000, offline_chunk=500,
+                              chunk_steps=10),
+                     loop=_MT10_LOOP),
 }
 
 # The trusted student (issue 24, ktm/trust.py): each KTM preset NAME has a NAME_plus twin with teacher trust on.
@@ -105,6 +122,10 @@ TD3_MT = {
                 ktm=dict(offline_epochs=0, online_epochs=_CPU_STUDENT_EPOCHS, alpha=0.0,
                          online_capacity=_CPU_STUDENT_EPOCHS, chunk_steps=10, online_start_steps=10_000),
                 loop=_CPU_LOOP),
+    'mt10_cpu': dict(benchmark=_MT10, teachers='mt10_cpu', cfg=_MT10_NETS,
+                     ktm=dict(offline_epochs=0, online_epochs=100_000, alpha=0.0, online_capacity=100_000,
+                              chunk_steps=10, online_start_steps=5_000),
+                     loop=_MT10_LOOP),
 }
 
 
@@ -128,6 +149,10 @@ def _from_scratch(cfg_quick: dict) -> dict:
 
 
 SAC_MT = _from_scratch(_QUICK_NETS)
+# MTSAC as in metaworld-algorithms (one SAC, task id in the observation, a temperature per task) at MT10 CPU scale.
+SAC_MT['mt10_cpu'] = dict(benchmark=_MT10, teachers='mt10_cpu', cfg=_MT10_NETS,
+                          schedule=dict(steps=100_000, start_steps=5_000, chunk_steps=10, replay_capacity=100_000),
+                          loop=_MT10_LOOP)
 SHAREDNET = _from_scratch(_QUICK_NETS)
 # SharedNet takes ONE optimizer step per update (summed task losses); on pendulum_group 4 updates per epoch give it
 # the optimizer steps per epoch of the sequential methods (K = 4): at 1 it was at 81-153 after 20k epochs.

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import pytest
 
 from ktm import loop, presets, replay, resources, rollout, sweep as sweep_lib, teachers, td3
-from ktm.envs import make_suite
+from ktm.envs import make_suite, metaworld_suite
 from ktm.methods import METHODS
 from ktm.runs import checks
 from tests.test_methods import TINY, build
@@ -142,6 +142,8 @@ def test_evaluation_warning_when_it_costs_far_more_than_training_and_never_for_a
     for preset_name, preset in by_preset.items():
       if preset_name.startswith('tiny'):      # seconds-long test runs: they do warn
         continue
+      if preset['benchmark'].startswith('mt10') and not metaworld_suite.available():
+        continue                              # optional: needs the metaworld package
       cfg = loop.LoopConfig(**preset.get('loop', {}))
       tasks = make_suite(preset['benchmark'], num_envs=cfg.num_envs, backend='native')
       method = build(name, tasks, None, {f: preset.get(f, {}) for f in sweep_lib.config_fields(METHODS[name])})

@@ -58,20 +58,23 @@ def test_presets_build_valid_configs():
     OffPolicySchedule(**preset['schedule'])
     loop.LoopConfig(**preset['loop'])
     td3.TD3Config(obs_size=1, act_size=1, **preset['cfg'])
-    assert preset['benchmark'] in ('halfcheetah_group', 'benchmark_b', 'pendulum_group'), name
+    assert preset['benchmark'] in ('halfcheetah_group', 'benchmark_b', 'pendulum_group', 'mt10+task_id'), name
   with pytest.raises(ValueError, match='chunk_steps'):
     OffPolicySchedule(chunk_steps=0)
 
 
 def test_every_method_has_valid_cpu_and_quick_presets_on_one_teacher_preset():
-  """Every method's 'quick' and 'cpu' presets build valid configs, and the methods of one preset share its suite and
-  teacher preset (one teacher run serves the whole table)."""
+  """Every method's 'quick' and 'cpu' presets (and the MT10 methods' 'mt10_cpu') build valid configs, and the methods
+  of one preset share its suite and teacher preset (one teacher run serves the whole table)."""
   import dataclasses  # pylint: disable=import-outside-toplevel
   from ktm import sweep as sweep_lib  # pylint: disable=import-outside-toplevel
   from ktm.methods import METHODS  # pylint: disable=import-outside-toplevel
-  for preset_name in ('quick', 'cpu'):
+  for preset_name in ('quick', 'cpu', 'mt10_cpu'):
     suites = set()
     for name, by_preset in presets.METHODS.items():
+      if preset_name not in by_preset:
+        assert preset_name == 'mt10_cpu' and name in ('sharednet', 'gsurgery', 'a2c_mt'), name
+        continue
       preset = by_preset[preset_name]
       suites.add((preset['benchmark'], preset.get('teachers', preset_name)))
       loop.LoopConfig(**preset['loop'])
