@@ -43,8 +43,9 @@ TEACHERS['tiny'] = dict(benchmark='pendulum_group', cfg=_TINY_NETS,
 # Measured by `python -m benchmarks.time_to_score` on this 2-core CPU (benchmarks/results/time_to_score_*.md), to a
 # return of 900 on every task: teachers 0.80x quick's training seconds (0.79x the updates), TD3-MT 1.29x; fewer
 # updates per env step or a batch of 512 did not learn in 40,000 env steps (learning here is bound by gradient
-# updates, FLOP-bound on a CPU). The preset is the many-envs regime's starting point for accelerators. Every count is in epochs (vector steps): start_steps x E random
-# transitions per task, steps x E env steps per task, replay capacity in transitions per task.
+# updates, FLOP-bound on a CPU). The preset is the many-envs regime's starting point for accelerators. Every count
+# is in epochs (vector steps): start_steps x E random transitions per task, steps x E env steps per task, replay
+# capacity in transitions per task.
 _FAST_ENVS = 4
 _FAST_LOOP = dict(num_envs=_FAST_ENVS, eval_every=250, eval_episodes=10, checkpoint_every=1_000)
 TEACHERS['fast'] = dict(benchmark='pendulum_group', cfg=_QUICK_NETS,
@@ -61,8 +62,10 @@ TEACHERS['fast'] = dict(benchmark='pendulum_group', cfg=_QUICK_NETS,
 _MT10 = 'mt10+task_id'
 _MT10_LOOP = dict(eval_every=5_000, eval_episodes=5, checkpoint_every=5_000)
 _MT10_NETS = dict(hidden_sizes=(256, 256))
+_MT10_EPOCHS = 100_000     # teacher steps per task, and every student's epochs
 TEACHERS['mt10_cpu'] = dict(benchmark=_MT10, cfg=_MT10_NETS,
-                            schedule=dict(steps=100_000, start_steps=5_000, chunk_steps=10, replay_capacity=100_000),
+                            schedule=dict(steps=_MT10_EPOCHS, start_steps=5_000, chunk_steps=10,
+                                          replay_capacity=_MT10_EPOCHS),
                             loop=_MT10_LOOP)
 
 KTM = {
@@ -123,7 +126,7 @@ TD3_MT = {
                          online_capacity=_CPU_STUDENT_EPOCHS, chunk_steps=10, online_start_steps=10_000),
                 loop=_CPU_LOOP),
     'mt10_cpu': dict(benchmark=_MT10, teachers='mt10_cpu', cfg=_MT10_NETS,
-                     ktm=dict(offline_epochs=0, online_epochs=100_000, alpha=0.0, online_capacity=100_000,
+                     ktm=dict(offline_epochs=0, online_epochs=_MT10_EPOCHS, alpha=0.0, online_capacity=_MT10_EPOCHS,
                               chunk_steps=10, online_start_steps=5_000),
                      loop=_MT10_LOOP),
 }
@@ -151,7 +154,8 @@ def _from_scratch(cfg_quick: dict) -> dict:
 SAC_MT = _from_scratch(_QUICK_NETS)
 # MTSAC as in metaworld-algorithms (one SAC, task id in the observation, a temperature per task) at MT10 CPU scale.
 SAC_MT['mt10_cpu'] = dict(benchmark=_MT10, teachers='mt10_cpu', cfg=_MT10_NETS,
-                          schedule=dict(steps=100_000, start_steps=5_000, chunk_steps=10, replay_capacity=100_000),
+                          schedule=dict(steps=_MT10_EPOCHS, start_steps=5_000, chunk_steps=10,
+                                        replay_capacity=_MT10_EPOCHS),
                           loop=_MT10_LOOP)
 SHAREDNET = _from_scratch(_QUICK_NETS)
 # SharedNet takes ONE optimizer step per update (summed task losses); on pendulum_group 4 updates per epoch give it

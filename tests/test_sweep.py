@@ -218,7 +218,8 @@ def test_sweeps_from_the_command_line_and_over_two_jax_distributed_processes(tmp
     assert p.returncode == 0, err[-3000:]
   proc = script('train_teachers.py', [f'--workdir={teacher_dir}'] + args)
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert (teacher_dir / 'teachers' / 'set.json').exists() and (teacher_dir / 'member_1' / 'teachers' / 'set.json').exists()
+  assert (teacher_dir / 'teachers' / 'set.json').exists()
+  assert (teacher_dir / 'member_1' / 'teachers' / 'set.json').exists()
   suite = make_suite('pendulum_group')
   for m in range(2):
     a = teachers.load(sweep_members.member_dir(str(multi), m), suite)

@@ -70,7 +70,8 @@ def test_smoothing_noise_is_per_sample_and_clipped():
   inside = noise[np.abs(noise[:, 0]) < 0.5, 0]     # rows differ: noise is not broadcast over the batch
   assert len(inside) > 1000 and len(np.unique(inside)) == len(inside)
   # Unclipped draws: N(0, 0.2) has std 0.2.
-  small = np.asarray(td3.smoothing_noise(jax.random.key(4), (20000,), td3.TD3Config(obs_size=1, act_size=1, target_noise_clip=10.0)))
+  wide_clip = td3.TD3Config(obs_size=1, act_size=1, target_noise_clip=10.0)
+  small = np.asarray(td3.smoothing_noise(jax.random.key(4), (20000,), wide_clip))
   assert small.std() == pytest.approx(0.2, rel=0.03)
 
 
