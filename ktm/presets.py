@@ -57,8 +57,8 @@ TEACHERS['fast'] = dict(benchmark='pendulum_group', cfg=_QUICK_NETS,
 # every observation, sized for a 2-core CPU across sittings: teachers 100k steps per task, students 100k epochs,
 # 256-256 networks, evaluation every 5k epochs (5 episodes of 500 steps per task). Sized from one measurement only
 # (2026-12-03, Zen 4): 3k teacher epochs of the ten 256-256 learners with one update per epoch took 136 s including
-# compile and two evaluations (~30 epochs/s), so a teacher set is ~1 h and each student ~1-1.5 h. Not yet run to the
-# end: no result claims anything about it.
+# compile and two evaluations (22 epochs/s overall), so a teacher set takes ~1.3 h if that rate holds; the students
+# were not timed. Not yet run to the end: no result claims anything about it.
 _MT10 = 'mt10+task_id'
 _MT10_LOOP = dict(eval_every=5_000, eval_episodes=5, checkpoint_every=5_000)
 _MT10_NETS = dict(hidden_sizes=(256, 256))
