@@ -10,6 +10,7 @@ Every failure to read names the file and raises `CheckpointError` (or FileNotFou
 """
 
 import contextlib
+import dataclasses
 import errno
 import hashlib
 import json
@@ -18,7 +19,7 @@ import os
 import shutil
 import sys
 import tempfile
-from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Set, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -258,6 +259,16 @@ def _stderr_line(line: str) -> None:
   print(line, file=sys.stderr, flush=True)
 
 
+@dataclasses.dataclass
+class _KeptSteps:
+  """orbax preservation policy: keep the checkpoints whose step is in `steps` (a set that may grow)."""
+  steps: Set[int]
+
+  def should_preserve(self, checkpoints, *, context) -> List[bool]:
+    del context
+    return [c.step in self.steps for c in checkpoints]
+
+
 class CheckpointManager:
   """Numbered, verified checkpoints of (state pytree, JSON-able extras) under `directory`; the newest
   `max_to_keep` (>= 2) are kept, and also every step in `keep_steps` (e.g. the loop's stage boundaries), each
@@ -276,12 +287,16 @@ class CheckpointManager:
     self.report = report
     self.restored_step: Optional[int] = None
     self.restore_message: Optional[str] = None
+    self._kept = _KeptSteps(set(keep_steps))
     self._manager = ocp.CheckpointManager(
         self.directory, options=ocp.CheckpointManagerOptions(
             create=False, cleanup_tmp_directories=True,
-            preservation_policy=preservation.AnyPreservationPolicy(
-                [preservation.LatestN(max_to_keep), preservation.CustomSteps(list(keep_steps))])),
+            preservation_policy=preservation.AnyPreservationPolicy([preservation.LatestN(max_to_keep), self._kept])),
         item_names=('state', 'extra'))
+
+  def keep(self, step: int) -> None:
+    """Keep checkpoint `step` too (once written), like the `keep_steps` (a stage that ended early: its end)."""
+    self._kept.steps.add(step)
 
   def all_steps(self) -> List[int]:
     """Every checkpoint step on disk, newest first (not verified)."""

@@ -19,7 +19,7 @@ import os
 import signal
 import time
 import warnings
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import flax
 import jax
@@ -28,7 +28,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from ktm import checkpoint, networks, replay, rollout, td3, validate
+from ktm import checkpoint, networks, plateau, replay, rollout, td3, validate
 from ktm import sweep as sweep_lib
 from ktm.envs import EnvState, Suite
 from ktm.methods import base
@@ -323,6 +323,28 @@ def _evaluate(learner: Any, key: jax.Array, method: Method, eval_suite: Suite) -
 
 # ---- the host loop ----
 
+def effective_stages(stages: Tuple[Stage, ...], ends: Dict[int, int]) -> Tuple[Stage, ...]:
+  """The stages as this run trains them: stage i in `ends` (ended early at its epoch ends[i], `plateau.stalled`)
+  is that long, and the epochs it left go to the stage after it, so the total stays the configured one."""
+  stages = list(stages)
+  for i in sorted(ends):
+    left = stages[i].epochs - ends[i]
+    stages[i] = dataclasses.replace(stages[i], epochs=ends[i])
+    if i + 1 < len(stages):
+      stages[i + 1] = dataclasses.replace(stages[i + 1], epochs=stages[i + 1].epochs + left)
+  return tuple(stages)
+
+
+def stage_stalled(history: List[dict], spec: Stage, diverged) -> bool:
+  """Whether the stage `spec` (with a patience) has stopped paying by `plateau.stalled`, from its evaluations in
+  `history` (diverged members left out)."""
+  returns = np.array([h['returns'] for h in history if h['stage'] == spec.name], np.float64)
+  if not len(returns):
+    return False
+  returns[:, sorted(diverged)] = np.nan
+  return plateau.stalled(returns, spec.patience)
+
+
 def stage_offsets(stages: Tuple[Stage, ...]) -> np.ndarray:
   """Global epoch at which each stage starts, and the total: [S + 1]."""
   return np.cumsum([0] + [s.epochs for s in stages])
@@ -357,9 +379,11 @@ def _begin_stage(learners, method, stage):
   return jax.vmap(lambda l: method.begin_stage(l, stage))(learners)
 
 
-def advance_stage(state: RunState, method: Method, mesh: Optional[Mesh] = None) -> RunState:
-  """Moves past finished (or empty) stages, calling the method's `begin_stage` for each stage it enters."""
-  stages = method.stages()
+def advance_stage(state: RunState, method: Method, mesh: Optional[Mesh] = None,
+                  stages: Optional[Tuple[Stage, ...]] = None) -> RunState:
+  """Moves past finished (or empty) stages (of `stages`, default `method.stages()`), calling the method's
+  `begin_stage` for each stage it enters."""
+  stages = stages or method.stages()
   stage, epoch = int(state.stage), int(state.epoch)
   while stage < len(stages) and epoch >= stages[stage].epochs:
     stage, epoch = stage + 1, 0
@@ -420,13 +444,18 @@ class Reporter:
     """Called when member `member` of a sweep (S > 1) stops being finite (the others train on), and again on
     resume for members that had diverged (task None)."""
 
+  def stage_ended(self, stage_name: str, global_epoch: int, planned: int, next_stage: Optional[str]) -> None:
+    """Called when a stage with a patience ends early (`plateau.stalled`) at `global_epoch`, `planned` its
+    configured length in epochs, and again on resume for stages that had."""
+
 
 def _restore(manager, state):
   """(state, extra, restored global epoch or None) from the newest valid checkpoint."""
   if manager is None or manager.latest_step() is None:
-    return state, dict(history=[], wall_seconds=0.0, diverged={}), None
+    return state, dict(history=[], wall_seconds=0.0, diverged={}, stage_ends={}), None
   state, extra = manager.restore(state)
-  return state, dict(extra, diverged={int(k): v for k, v in extra.get('diverged', {}).items()}), manager.restored_step
+  return state, dict(extra, diverged={int(k): v for k, v in extra.get('diverged', {}).items()},
+                     stage_ends={int(k): v for k, v in extra.get('stage_ends', {}).items()}), manager.restored_step
 
 
 def train(method: Method, suite: Suite, eval_suite: Suite, aux: Any, cfg: LoopConfig,
@@ -463,9 +492,6 @@ def train(method: Method, suite: Suite, eval_suite: Suite, aux: Any, cfg: LoopCo
 
 def _train(method, suite, eval_suite, aux, cfg, manager, state, sweep, aux_axis, mesh, reporter,
            exit_after_checkpoint, on_start):
-  stages = method.stages()
-  offsets = stage_offsets(stages)
-  boundaries = stage_boundaries(stages)
   hparams, seeds = global_arrays((sweep.hparams(), seeds_array(sweep)), (0, 0), mesh)
   aux = global_arrays(aux, aux_axis, mesh)
   state, extra, restored = _restore(manager, state)
@@ -473,12 +499,20 @@ def _train(method, suite, eval_suite, aux, cfg, manager, state, sweep, aux_axis,
   # a run resumed in this process reuses the compiled chunks instead of compiling them for other input shardings
   state = committed(state, mesh)
   history, wall_before, diverged = extra['history'], extra['wall_seconds'], extra['diverged']
+  stage_ends = extra['stage_ends']
+  stages = effective_stages(method.stages(), stage_ends)
+  offsets, boundaries = stage_offsets(stages), stage_boundaries(stages)
   if restored is None:
     state = state.replace(learner=begin_stage(state.learner, method, 0))
-  state = advance_stage(state, method, mesh)
+  state = advance_stage(state, method, mesh, stages)
   reporter.resumed(int(offsets[min(int(state.stage), len(stages))]) + int(state.epoch), restored)
   for m, g in diverged.items():
     reporter.diverged(m, g, None)
+  for i, end in stage_ends.items():
+    if manager is not None:
+      manager.keep(int(offsets[i + 1]))
+    reporter.stage_ended(stages[i].name, int(offsets[i + 1]), method.stages()[i].epochs,
+                         stages[i + 1].name if i + 1 < len(stages) else None)
   if on_start is not None:
     on_start()
   start = time.perf_counter()
@@ -521,15 +555,24 @@ def _train(method, suite, eval_suite, aux, cfg, manager, state, sweep, aux_axis,
         if success is not None:   # only where the envs report info['success']
           history[-1]['success'] = [[None if np.isnan(r) else float(r) for r in row] for row in success]
           metrics['eval_success'] = success
+        if spec.patience is not None and epoch < spec.epochs and stage_stalled(history, spec, diverged):
+          stage_ends[stage] = epoch
+          stages = effective_stages(method.stages(), stage_ends)
+          offsets, boundaries = stage_offsets(stages), stage_boundaries(stages)
+          if manager is not None:
+            manager.keep(g)
+          reporter.stage_ended(spec.name, g, spec.epochs,
+                               stages[stage + 1].name if stage + 1 < len(stages) else None)
       reporter.chunk(spec.name, g, metrics, returns)
       if exit_after_checkpoint is not None and saves >= exit_after_checkpoint:
         os._exit(3)   # simulated kill: nothing after the last checkpoint is kept
-      state = advance_stage(state, method, mesh)
+      state = advance_stage(state, method, mesh, stages)
       done = int(state.stage) >= len(stages)
       if manager is not None and (g % cfg.checkpoint_every == 0 or done or signals.received
                                   or g in boundaries):
         manager.save(g, state, {'history': history, 'wall_seconds': wall_before + time.perf_counter() - start,
-                                'diverged': {str(k): v for k, v in diverged.items()}})
+                                'diverged': {str(k): v for k, v in diverged.items()},
+                                'stage_ends': {str(k): v for k, v in stage_ends.items()}})
         saves, last_saved = saves + 1, g
       if signals.received and not done:
         raise Interrupted(f'{signals.received} received: stopped at epoch {g:,} with a checkpoint saved; re-run '

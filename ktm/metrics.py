@@ -109,6 +109,26 @@ def drop_rows_after(workdir: str, step: int) -> None:
       os.replace(tmp, path)
 
 
+def first_stage_end(workdir: str) -> Optional[int]:
+  """The global epoch where the first stage of the run logged in WORKDIR/metrics.jsonl ended (its last evaluation
+  with 'stage' 0, once an evaluation of a later stage follows), or None while it has not (or the run has one
+  stage). For stages that may end early (ktm/plateau.py); undamaged lines only."""
+  path = os.path.join(workdir, 'metrics.jsonl')
+  if not os.path.exists(path):
+    return None
+  first, later = [], False
+  with open(path) as f:
+    for line in f:
+      try:
+        row = json.loads(line)
+      except ValueError:
+        continue
+      if row.get('stage') == 0:
+        first.append(int(row['step']))
+      later = later or row.get('stage', 0) > 0
+  return max(first) if first and later else None
+
+
 def per_task(prefix: str, names: Sequence[str], values) -> Dict[str, float]:
   """{'prefix/TaskName': value} for values [K]."""
   return {f'{prefix}/{n}': v for n, v in zip(names, np.asarray(values).tolist())}

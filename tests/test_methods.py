@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ktm import loop, padding, replay, rollout, td3, teachers
+from ktm import checkpoint, loop, padding, replay, rollout, td3, teachers
 from ktm import sweep as sweep_lib
 from ktm.envs import make_suite
 from ktm.methods import METHODS, IdealMethod, OffPolicySchedule, TaskInfo
@@ -90,6 +90,39 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(name, suites, tiny_tea
   assert tree_equal(resumed, full)
   assert resumed_history == full_history
   assert not tree_equal(loop.member(full.learner, 0), method.init(jax.random.fold_in(jax.random.key(0), 0)))   # it did train
+
+
+def test_an_offline_stage_that_stalls_ends_early_gives_its_epochs_to_the_online_stage_and_resumes_exactly(
+    suites, tiny_teachers, tmp_path, monkeypatch):
+  """KTM with offline_patience: the loop asks `plateau.stalled` after every offline evaluation with that stage's
+  returns [N, S, K, E]; here the rule says 'stalled' at the 2nd (epoch 20 of 40), so the online stage trains 20 + 20
+  epochs (the total stays 60), the boundary checkpoint at 20 is kept, and a run crashed right after the early end
+  resumes bit for bit (the end is in the checkpoint)."""
+  suite, eval_suite = suites
+  asked = []
+
+  def stalled(returns, patience):
+    asked.append((np.shape(returns), patience))
+    return len(returns) >= 2
+
+  monkeypatch.setattr(loop.plateau, 'stalled', stalled)
+  method = build('ktm', suite, tiny_teachers.cfg, dict(TINY['ktm'], ktm=dict(
+      TINY['ktm']['ktm'], offline_epochs=40, offline_patience=3)))
+  aux = method.make_aux(tiny_teachers)
+  cfg = loop.LoopConfig(eval_every=10, eval_episodes=2, checkpoint_every=10)
+  full, history, _ = loop.train(method, suite, eval_suite, aux, cfg, str(tmp_path / 'full'))
+  assert asked == [((1, 1, 4, 2), 3), ((2, 1, 4, 2), 3)]
+  assert [(h['stage'], h['epoch'], h['global_epoch']) for h in history] == [
+      ('offline', 10, 10), ('offline', 20, 20), ('online', 10, 30), ('online', 20, 40), ('online', 30, 50),
+      ('online', 40, 60)]
+  assert int(full.stage) == len(method.stages())
+  assert 20 in checkpoint.CheckpointManager(str(tmp_path / 'full' / 'checkpoints')).all_steps()
+  crashed = str(tmp_path / 'crashed')
+  with pytest.raises(Crash):
+    loop.train(method, suite, eval_suite, aux, cfg, crashed, reporter=CrashAfter(20))
+  resumed, resumed_history, _ = loop.train(method, suite, eval_suite, aux, cfg, crashed)
+  assert tree_equal(resumed, full)
+  assert resumed_history == history
 
 
 class NaNAfter(ktm_drl.TD3MTMethod):

@@ -21,7 +21,7 @@ teachers' critics and replay D_k; None for most methods).
 """
 
 import dataclasses
-from typing import Any, ClassVar, Dict, Tuple
+from typing import Any, ClassVar, Dict, Optional, Tuple
 
 import jax
 import numpy as np
@@ -81,11 +81,14 @@ class Stage:
   collect: bool = True
   random_epochs: int = 0
   updates_per_epoch: float = 1
+  patience: Optional[int] = None   # end early once `patience` evaluations improved on nothing (ktm/plateau.py);
+                                   # the epochs left go to the next stage
 
   def __post_init__(self):
     if self.kind not in ('offpolicy', 'onpolicy'):
       raise ValueError(f"stage kind must be 'offpolicy' or 'onpolicy', got {self.kind!r}")
-    if self.epochs < 0 or self.chunk < 1 or self.random_epochs < 0:
+    if self.epochs < 0 or self.chunk < 1 or self.random_epochs < 0 or (self.patience is not None
+                                                                       and self.patience < 1):
       raise ValueError(f'invalid stage {self}')
     self.update_ratio   # pylint: disable=pointless-statement  (raises for a bad updates_per_epoch)
 

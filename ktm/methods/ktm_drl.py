@@ -54,6 +54,9 @@ class KTMConfig:
                                        # is not touched
   value_norm: str = 'none'             # 'scale': every task's losses divided by the running scale of its own
                                        # targets (ktm/value_norm.py); 'none': the paper
+  offline_patience: Optional[int] = None   # end the offline stage once its last N evaluations raised no task's
+                                           # best return by more than 1% (ktm/plateau.py); its epochs left go to
+                                           # the online stage. None: the paper's fixed offline_epochs
 
   RANGES = dict(offline_epochs=validate.NON_NEGATIVE_INT, online_epochs=validate.NON_NEGATIVE_INT,
                 alpha=validate.NON_NEGATIVE, beta=validate.NON_NEGATIVE,
@@ -63,7 +66,8 @@ class KTMConfig:
                 online_start_steps=validate.NON_NEGATIVE_INT, updates_per_step=validate.UPDATE_RATIO,
                 online_adam=validate.one_of('carry', 'fresh'), trust_rule=validate.one_of(*trust.RULES),
                 trust_audit=validate.optional(validate.UNIT_INTERVAL),
-                value_norm=validate.one_of(*VALUE_NORM_MODES))
+                value_norm=validate.one_of(*VALUE_NORM_MODES),
+                offline_patience=validate.optional(validate.AT_LEAST_1))
 
   def __post_init__(self):
     validate.check(self, self.RANGES)
@@ -75,6 +79,10 @@ class KTMConfig:
       raise ValueError("trust_rule and trust_audit need combine='sequential' and replay='hierarchical'")
     if self.value_norm != 'none' and (self.combine != 'sequential' or self.replay != 'hierarchical'):
       raise ValueError("value_norm needs combine='sequential' and replay='hierarchical'")
+    if self.offline_patience is not None and not (self.offline_epochs and self.online_epochs):
+      raise ValueError('KTMConfig.offline_patience ends the offline stage early for the online stage: it needs '
+                       f'offline_epochs >= 1 and online_epochs >= 1 (got {self.offline_epochs} and '
+                       f'{self.online_epochs})')
     if self.trusting and not self.uses_teachers:
       raise ValueError('trust_rule and trust_audit weigh the teachers, which this run does not use '
                        '(offline_epochs = 0 and alpha = 0)')
@@ -303,7 +311,8 @@ class KTMMethod(base.Method):
     return self.ktm.uses_teachers
 
   def stages(self) -> Tuple[base.Stage, ...]:
-    return (base.Stage('offline', self.ktm.offline_epochs, self.ktm.offline_chunk, collect=False),
+    return (base.Stage('offline', self.ktm.offline_epochs, self.ktm.offline_chunk, collect=False,
+                       patience=self.ktm.offline_patience),
             base.Stage('online', self.ktm.online_epochs, self.ktm.chunk_steps,
                        random_epochs=self.ktm.online_start_steps, updates_per_epoch=self.ktm.updates_per_step))
 

@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ktm import checkpoint
+from ktm import checkpoint, metrics
 
 METHOD_LABELS = {'ideal': 'Ideal', 'ktm': 'KTM', 'td3_mt': 'TD3-MT', 'sac_mt': 'SAC-MT', 'sharednet': 'SharedNet',
                  'gsurgery': 'G-Surgery', 'a2c_mt': 'A2C-MT'}
@@ -211,12 +211,24 @@ def _task_success(rows: Sequence[dict]) -> Dict[str, float]:
   return {row['name']: float(row['success_rate']) for row in rows if row.get('success_rate') is not None}
 
 
+def realized_stages(config: dict, path: str) -> dict:
+  """`config` with KTM-DRL's offline / online epochs as the run trained them: an offline stage with a patience
+  (ktm/plateau.py) may have ended early and given its epochs left to the online stage (read from metrics.jsonl)."""
+  ktm = config.get('ktm')
+  end = metrics.first_stage_end(path) if isinstance(ktm, dict) and ktm.get('offline_patience') else None
+  if end is None or end >= ktm['offline_epochs']:
+    return config
+  total = ktm['offline_epochs'] + ktm['online_epochs']
+  return dict(config, ktm=dict(ktm, offline_epochs=end, online_epochs=total - end))
+
+
 def load_run(spec: str) -> List[Run]:
   """The runs of one directory spec ('DIR' or 'DIR=LABEL'): one Run, or one per sweep member."""
   path, label = parse_spec(spec)
   config = read_json(os.path.join(path, 'config.json'))
   if config is None:
     raise FileNotFoundError(f'{path} has no config.json: not a run directory')
+  config = realized_stages(config, path)
   method = method_of(config)
   results = read_json(os.path.join(path, 'results.json'))
   benchmark = (results or {}).get('benchmark') or config.get('benchmark')

@@ -34,6 +34,7 @@ class RunReporter(loop.Reporter):
     self.writers, self.bar = {}, None
     self.done = 0
     self.diverged_members = {}   # member -> global epoch by which it diverged
+    self.stage_ends = {}         # stage name -> global epoch where it ended early (ktm/plateau.py)
 
   def resumed(self, global_epoch, restored_from):
     if restored_from is not None and jax.process_index() == 0:
@@ -64,6 +65,12 @@ class RunReporter(loop.Reporter):
     where = f', task {task}' if task else ''
     self.bar.write(f'warning: sweep member {m} ({self.sweep.describe(m)}) diverged (NaN/Inf) by epoch '
                    f'{global_epoch:,}{where}: it is left out of the results; the other members train on')
+
+  def stage_ended(self, stage_name, global_epoch, planned, next_stage):
+    self.stage_ends[stage_name] = global_epoch
+    then = f'; its epochs left go to the {next_stage} stage' if next_stage else ''
+    self.bar.write(f'the {stage_name} stage ended at epoch {global_epoch:,} of its {planned:,}: its evaluations '
+                   f'stopped improving (ktm/plateau.py){then}')
 
   def close(self):
     if self.bar is not None:

@@ -107,6 +107,10 @@ def first_stage_checkpoint(source: str, method: Method, config: dict) -> Tuple[i
   if not boundaries or not method.later_stage_fields:
     raise ValueError(f'--init_from: {method.name} with these settings has no first stage to start after')
   boundary = boundaries[0]
+  if method.stages()[0].patience is not None:      # it may have ended early (ktm/plateau.py)
+    boundary = metrics.first_stage_end(source)
+    if boundary is None:
+      raise ValueError(f'--init_from={source}: that run has not finished its first stage yet')
   source_config = load_run_config(source)
   diff = sorted(_diff(_without(source_config, method.later_stage_fields),
                       _without(config, method.later_stage_fields)))
