@@ -7,7 +7,8 @@ Compiled (one `jit` per chunk kind, the run state donated):
   onpolicy_chunk   the method's own rollouts and updates (A2C-MT)
   evaluate         deterministic returns [K, E] of the method's policy
 Host (`train`): stages in order, chunk boundaries at evaluations, checkpoints and stage ends (derived from the epoch
-counters alone, so a resumed run takes exactly the chunks of an uninterrupted one: bit-identical on CPU), a NaN/Inf
+counters and the early stage ends of `Stage.patience`, both checkpointed, so a resumed run takes exactly the chunks
+of an uninterrupted one: bit-identical on CPU), a NaN/Inf
 guard after every chunk, SIGTERM / SIGINT saving a checkpoint at the next chunk boundary, resume from the newest
 valid checkpoint. The checkpoints at stage boundaries are kept (KTM's offline end: ablations start from it).
 """
