@@ -176,40 +176,35 @@ def test_td3_mt_is_k_sequential_td3_updates(suites):
   jax.tree.map(lambda x, y: np.testing.assert_allclose(_plain(x), _plain(y), rtol=1e-6, atol=1e-7), ours, expected)
 
 
-# Short learning runs: pendulum_group, 64-64 networks. A uniform-random policy keeps the poles up for ~3-8 steps.
-# 1500 epochs (A2C-MT 300): on this CPU every method's worst task was at >= 47 after 1000 (the bar: random + 20, <= 27);
-# the runs were 3000 (600) epochs until 2026-12-03.
+# Short learning runs: pendulum_group, 64-64 networks. A uniform-random policy keeps the poles up for ~3-8 steps (the
+# bar: random + 20, <= 27). Best returns per task at these lengths on this CPU (2026-12-04, test XLA flags): TD3-MT
+# >= 103, SAC-MT >= 130, SharedNet >= 48, G-Surgery >= 44 after 1000 epochs, A2C-MT >= 84 after 200; the Ideal
+# teachers needed 1500 (LightPole 14 after 1000). The runs were 3000 (A2C-MT 600) epochs until 2026-12-03.
 LEARN = {
     'ideal': dict(cfg=dict(hidden_sizes=(64, 64), actor_lr=1e-3, critic_lr=1e-3),
                   schedule=dict(steps=1500, start_steps=500, chunk_steps=10, replay_capacity=1500, updates_per_step=2)),
     'td3_mt': dict(cfg=dict(hidden_sizes=(64, 64), actor_lr=1e-3, critic_lr=1e-3),
-                   ktm=dict(offline_epochs=0, online_epochs=1500, alpha=0.0, chunk_steps=10, online_capacity=1500,
+                   ktm=dict(offline_epochs=0, online_epochs=1000, alpha=0.0, chunk_steps=10, online_capacity=1500,
                             online_start_steps=500)),
     'sac_mt': dict(cfg=dict(hidden_sizes=(64, 64), actor_lr=1e-3, critic_lr=1e-3),
-                   schedule=dict(steps=1500, start_steps=500, chunk_steps=10, replay_capacity=1500)),
+                   schedule=dict(steps=1000, start_steps=500, chunk_steps=10, replay_capacity=1500)),
     'sharednet': dict(cfg=dict(hidden_sizes=(64, 64), actor_lr=1e-3, critic_lr=1e-3),
-                      schedule=dict(steps=1500, start_steps=500, chunk_steps=10, replay_capacity=1500,
+                      schedule=dict(steps=1000, start_steps=500, chunk_steps=10, replay_capacity=1500,
                                     updates_per_step=4)),
     'gsurgery': dict(cfg=dict(hidden_sizes=(64, 64), actor_lr=1e-3, critic_lr=1e-3),
-                     schedule=dict(steps=1500, start_steps=500, chunk_steps=10, replay_capacity=1500)),
+                     schedule=dict(steps=1000, start_steps=500, chunk_steps=10, replay_capacity=1500)),
     # Plain multi-task A2C (no teachers: distill_coef 0), 8 envs per task.
     'a2c_mt': dict(cfg=dict(hidden_sizes=(64, 64), learning_rate=1e-3, distill_coef=0.0),
-                   schedule=dict(epochs=300, chunk=100)),
+                   schedule=dict(epochs=200, chunk=100)),
 }
 NUM_ENVS = {'a2c_mt': 8}
 MARGIN = 20.0
 
 
-def twice_as_long(configs):
-  """The same configs with twice the epochs (and replay): the runs' length before 2026-12-03."""
-  out = {}
-  for field, kwargs in configs.items():
-    kwargs = dict(kwargs)
-    for key in ('steps', 'replay_capacity', 'online_epochs', 'online_capacity', 'epochs'):
-      if key in kwargs:
-        kwargs[key] *= 2
-    out[field] = kwargs
-  return out
+def as_long_as_before(configs):
+  """The same configs at the runs' length before 2026-12-03: 3000 epochs and replay rows (A2C-MT 600 epochs)."""
+  lengths = dict(steps=3000, replay_capacity=3000, online_epochs=3000, online_capacity=3000, epochs=600)
+  return {field: {k: lengths.get(k, v) for k, v in kwargs.items()} for field, kwargs in configs.items()}
 
 
 def check_beats_a_random_policy(name, configs):
@@ -232,8 +227,8 @@ def test_short_run_beats_a_random_policy(name):
 
 @pytest.mark.slow
 @pytest.mark.parametrize('name', sorted(n for n in LEARN if n in METHODS))
-def test_twice_as_long_run_beats_a_random_policy(name):
-  check_beats_a_random_policy(name, twice_as_long(LEARN[name]))
+def test_a_run_as_long_as_before_beats_a_random_policy(name):
+  check_beats_a_random_policy(name, as_long_as_before(LEARN[name]))
 
 
 def test_the_loop_compiles_a_bfloat16_method_with_its_xla_options(suites, monkeypatch):
