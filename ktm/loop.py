@@ -518,9 +518,34 @@ def _train(method, suite, eval_suite, aux, cfg, manager, state, sweep, aux_axis,
     on_start()
   start = time.perf_counter()
   saves, last_saved = 0, restored
+
+  def settle(chunk) -> dict:
+    """The host side of a finished chunk (stage name, stage epoch at its end, length, global epoch, metrics on the
+    device): its metrics read, and the NaN/Inf guard."""
+    name, epoch, n, g, metrics = chunk
+    metrics = to_host(metrics)
+    finite = metrics.pop('finite')
+    for m in np.flatnonzero(~finite):
+      if int(m) not in diverged:
+        diverged[int(m)] = g
+        if sweep.size > 1:
+          reporter.diverged(int(m), g, first_bad_task(member(metrics, m), suite.task_names))
+    if len(diverged) == sweep.size:
+      bad = first_bad_task(member(metrics, 0), suite.task_names)
+      which = '' if sweep.size == 1 else f'every member of the sweep (member 0: {sweep.describe(0)}, '
+      kept = (f'the last good checkpoint (epoch {last_saved:,}) is kept' if last_saved is not None else
+              'no checkpoint had been saved yet')
+      raise TrainingDiverged(
+          f'training diverged (NaN/Inf) in stage {name!r} between epochs {epoch - n} and {epoch} (global '
+          f'{g}), {which}task {bad}{")" if which else ""}; {kept} and no results were written')
+    return metrics
+
+  # A chunk that ends at no evaluation, checkpoint or stage end is read only after the next one is dispatched, so
+  # the device never waits for the host between chunks (issue 27 item 4); the computation is the same.
+  pending = None
   with _StopSignals() as signals:
-    while int(state.stage) < len(stages):
-      stage, epoch = int(state.stage), int(state.epoch)
+    stage, epoch = int(state.stage), int(state.epoch)
+    while stage < len(stages):
       spec = stages[stage]
       n = next_chunk(stages, stage, epoch, cfg)
       if spec.kind == 'onpolicy':
@@ -528,25 +553,19 @@ def _train(method, suite, eval_suite, aux, cfg, manager, state, sweep, aux_axis,
       else:
         state, metrics = offpolicy_chunk(state, aux, method, suite, stage, n, epoch >= spec.random_epochs, hparams,
                                          aux_axis, mesh)
-      metrics = to_host(metrics)
       epoch += n
       g = int(offsets[stage]) + epoch
-      finite = metrics.pop('finite')
-      for m in np.flatnonzero(~finite):
-        if int(m) not in diverged:
-          diverged[int(m)] = g
-          if sweep.size > 1:
-            reporter.diverged(int(m), g, first_bad_task(member(metrics, m), suite.task_names))
-      if len(diverged) == sweep.size:
-        bad = first_bad_task(member(metrics, 0), suite.task_names)
-        which = '' if sweep.size == 1 else f'every member of the sweep (member 0: {sweep.describe(0)}, '
-        kept = (f'the last good checkpoint (epoch {last_saved:,}) is kept' if last_saved is not None else
-                'no checkpoint had been saved yet')
-        raise TrainingDiverged(
-            f'training diverged (NaN/Inf) in stage {spec.name!r} between epochs {epoch - n} and {epoch} (global '
-            f'{g}), {which}task {bad}{")" if which else ""}; {kept} and no results were written')
+      if pending is not None:
+        reporter.chunk(pending[0], pending[3], settle(pending), None)
+        pending = None
+      evaluating = epoch % cfg.eval_every == 0 or epoch == spec.epochs
+      if not (evaluating or g % cfg.checkpoint_every == 0 or g in boundaries or signals.received
+              or exit_after_checkpoint is not None):
+        pending = (spec.name, epoch, n, g, metrics)
+        continue
+      metrics = settle((spec.name, epoch, n, g, metrics))
       returns = None
-      if epoch % cfg.eval_every == 0 or epoch == spec.epochs:
+      if evaluating:
         g_array = global_arrays(np.int32(g), None, mesh)
         returns, success = (np.array(x) for x in to_host(evaluate_members(state.learner, seeds, g_array, method,
                                                                            eval_suite, hparams, mesh)))
@@ -568,7 +587,8 @@ def _train(method, suite, eval_suite, aux, cfg, manager, state, sweep, aux_axis,
       if exit_after_checkpoint is not None and saves >= exit_after_checkpoint:
         os._exit(3)   # simulated kill: nothing after the last checkpoint is kept
       state = advance_stage(state, method, mesh, stages)
-      done = int(state.stage) >= len(stages)
+      stage, epoch = int(state.stage), int(state.epoch)
+      done = stage >= len(stages)
       if manager is not None and (g % cfg.checkpoint_every == 0 or done or signals.received
                                   or g in boundaries):
         manager.save(g, state, {'history': history, 'wall_seconds': wall_before + time.perf_counter() - start,

@@ -125,6 +125,36 @@ def test_an_offline_stage_that_stalls_ends_early_gives_its_epochs_to_the_online_
   assert resumed_history == history
 
 
+def test_the_host_reads_a_chunk_only_after_dispatching_the_next_unless_it_ends_at_an_evaluation_or_checkpoint(
+    suites, tiny_teachers, monkeypatch):
+  """TD3-MT's 40 epochs in chunks of 5 (evaluations and checkpoints every 20): the metrics of the chunks ending at
+  5, 10, 15, 25, 30 and 35 are read after the next chunk is dispatched, those ending at 20 (an evaluation and a
+  checkpoint) before. The computation is the same (the resume test above compares a run with an uninterrupted
+  one)."""
+  suite, eval_suite = suites
+  method = build('td3_mt', suite, tiny_teachers.cfg)
+  events, chunk_of = [], {}
+  dispatch, read = loop.offpolicy_chunk, loop.to_host
+
+  def recording_dispatch(state, *args, **kwargs):
+    state, metrics = dispatch(state, *args, **kwargs)
+    chunk_of[id(metrics)] = len(chunk_of)
+    events.append(('dispatch', chunk_of[id(metrics)]))
+    return state, metrics
+
+  def recording_read(tree):
+    if id(tree) in chunk_of:
+      events.append(('read', chunk_of[id(tree)]))
+    return read(tree)
+
+  monkeypatch.setattr(loop, 'offpolicy_chunk', recording_dispatch)
+  monkeypatch.setattr(loop, 'to_host', recording_read)
+  loop.train(method, suite, eval_suite, method.make_aux(tiny_teachers), loop.LoopConfig(**LOOP))
+  assert len(chunk_of) == 8, events
+  read_late = {5 * (i + 1) for i in range(7) if events.index(('read', i)) > events.index(('dispatch', i + 1))}
+  assert read_late == {5, 10, 15, 25, 30, 35}, events
+
+
 class NaNAfter(ktm_drl.TD3MTMethod):
   """TD3-MT whose task-1 critic loss becomes NaN from epoch 25 on (a forced divergence)."""
 
