@@ -76,3 +76,25 @@ def test_the_report_reads_where_the_offline_stage_ended(tmp_path):
   (run / 'metrics.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in rows))
   [loaded] = report_runs.load_run(str(run))
   assert loaded.config['ktm']['offline_epochs'] == 30
+
+
+def test_init_from_a_run_whose_offline_stage_ended_early_starts_at_its_realized_end(tmp_path):
+  from ktm import td3
+  from ktm.methods import TaskInfo
+  from ktm.runs import run_config
+  tasks = TaskInfo(('A', 'B'), (3, 3), (1, 1))
+  method = ktm_drl.KTMMethod(tasks, td3.TD3Config(obs_size=3, act_size=1),
+                             ktm_drl.KTMConfig(offline_epochs=100, online_epochs=50, offline_patience=2))
+  source = tmp_path / 'source'
+  source.mkdir()
+  config = run_config.with_new_defaults(dict(method='ktm', benchmark='pendulum_group', seed=0,
+                                             ktm=dict(offline_epochs=100, online_epochs=50, offline_patience=2)))
+  (source / 'config.json').write_text(json.dumps(config))
+  rows = [dict(step=10, stage=0.0), dict(step=20, stage=0.0)]
+  (source / 'metrics.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in rows))
+  with pytest.raises(ValueError, match='has not finished its first stage'):
+    run_config.first_stage_checkpoint(str(source), method, config)
+  rows.append(dict(step=30, stage=1.0))
+  (source / 'metrics.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in rows))
+  (source / 'checkpoints' / '20').mkdir(parents=True)
+  assert run_config.first_stage_checkpoint(str(source), method, config) == (20, str(source / 'checkpoints' / '20'))
