@@ -16,11 +16,12 @@ from ktm.runs import teacher_training
 
 
 def test_tiny_run_beats_random_policy_and_writes_outputs(tmp_path):
-  schedule = dict(steps=4000, start_steps=500, chunk_steps=10, replay_capacity=5000, updates_per_step=3)
+  # 2000 steps (4000 until 2026-12-04): best returns 56.6 / 335.4 / 85.8 / 56.6 on this CPU, the bar <= 32
+  schedule = dict(steps=2000, start_steps=500, chunk_steps=10, replay_capacity=5000, updates_per_step=3)
   workdir = str(tmp_path)
   results = teacher_training.train_teachers('pendulum_group',
                                             dict(hidden_sizes=(32, 32), actor_lr=1e-3, critic_lr=1e-3),
-                                            schedule, loop.LoopConfig(eval_every=1000, eval_episodes=5), workdir,
+                                            schedule, loop.LoopConfig(eval_every=500, eval_episodes=5), workdir,
                                             progress_bar=False, tensorboard=True)
   eval_suite = make_suite('pendulum_group', num_envs=5)
   random_returns = np.asarray(rollout.evaluate(lambda p, obs, key: rollout.uniform_actions(key, eval_suite), None,
@@ -28,14 +29,14 @@ def test_tiny_run_beats_random_policy_and_writes_outputs(tmp_path):
   for r, random_return in zip(results, random_returns):
     # Uniform-random actions keep a pole up for ~3-8 steps; the trained teacher must add at least 25 steps.
     assert r['best_return'] >= random_return + 25.0, (r, random_return)
-    assert r['steps'] == 4000 and r['wall_seconds'] > 0
+    assert r['steps'] == 2000 and r['wall_seconds'] > 0
   saved = json.load(open(os.path.join(workdir, 'results.json')))
   assert [t['name'] for t in saved['tasks']] == list(eval_suite.task_names)
   lines = open(os.path.join(workdir, 'metrics.jsonl')).read().splitlines()
-  assert [json.loads(l)['step'] for l in lines] == [1000, 2000, 3000, 4000]
+  assert [json.loads(l)['step'] for l in lines] == [500, 1000, 1500, 2000]
   assert os.listdir(os.path.join(workdir, 'tensorboard'))
   loaded = teachers.load(workdir, make_suite('pendulum_group'))
-  assert loaded.cfg.hidden_sizes == (32, 32) and int(loaded.buffer.size[0]) == 4000
+  assert loaded.cfg.hidden_sizes == (32, 32) and int(loaded.buffer.size[0]) == 2000
 
 
 def test_every_config_field_has_a_flag_and_flags_override_presets():
