@@ -18,6 +18,7 @@ from ktm import loop, teachers
 from ktm.envs import custom, make_suite
 from ktm.envs import models as models_lib
 from ktm.runs import teacher_training
+from tests.test_run_ktm import main_in_process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOPPER_REF = 'examples.hopper_group:SUITE'
@@ -87,10 +88,8 @@ def hopper_teachers(tmp_path_factory):
 
 def test_hopper_group_trains_through_run_ktm(hopper_teachers, tmp_path):
   workdir = str(tmp_path / 'run')
-  proc = subprocess.run([sys.executable, os.path.join(ROOT, 'experiments', 'run_ktm.py'), f'--benchmark={HOPPER_REF}',
-                         f'--workdir={workdir}', f'--teacher_dir={hopper_teachers}'] + TINY_KTM,
-                        cwd=ROOT, capture_output=True, text=True, timeout=900)
-  assert proc.returncode == 0, proc.stderr[-3000:]
+  main_in_process([f'--benchmark={HOPPER_REF}', f'--workdir={workdir}', f'--teacher_dir={hopper_teachers}']
+                  + TINY_KTM)   # run_ktm's flags and main, in this process (no second JAX start-up)
   results = json.load(open(os.path.join(workdir, 'results.json')))
   assert results['benchmark'] == HOPPER_REF
   assert [r['name'] for r in results['tasks']] == list(HOPPER_SCALES)
