@@ -294,9 +294,18 @@ def test_cli_writes_report_with_label_override(toy_runs, tmp_path):
     ({'trust_rule': 'none', 'trust_audit': None}, 'KTM'), ({'offline_epochs': 0, 'trust_rule': 'both'},
                                                            'w/o Offline +trust'),
     ({'corrupt_teachers': 'A=random'}, 'KTM (corrupted teachers)'),
-    ({'corrupt_teachers': 'A=random', 'trust_audit': 0.75}, 'KTM+ (corrupted teachers)')])
+    ({'corrupt_teachers': 'A=random', 'trust_audit': 0.75}, 'KTM+ (corrupted teachers)'),
+    ({'trust_audit': 0.75, 'offline_patience': 2, 'value_norm': 'scale', 'corrupt_teachers': 'A=random'},
+     'KTM+ +offline patience 2 +value scaling (corrupted teachers)'), ({'value_norm': 'none'}, 'KTM')])
 def test_trusted_and_corrupted_labels(ktm, label):
   assert runs_lib.ktm_label({'offline_epochs': 10, 'online_epochs': 10, 'alpha': 1, 'beta': 1, **ktm}) == label
+
+
+def test_baselines_with_value_scaling_are_labelled_apart():
+  assert runs_lib.default_label('td3_mt', {'ktm': {'value_norm': 'scale'}}) == 'TD3-MT +value scaling'
+  assert runs_lib.default_label('sharednet', {'cfg': {'value_norm': 'scale'}}) == 'SharedNet +value scaling'
+  assert runs_lib.default_label('sac_mt', {'cfg': {'value_norm': 'none'}}) == 'SAC-MT'
+  assert runs_lib.default_label('sac_mt', {}) == 'SAC-MT'
 
 
 def test_run_table_names_corrupted_teachers_and_trust_curves_are_read_and_drawn(tmp_path):

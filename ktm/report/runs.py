@@ -86,11 +86,19 @@ def seed_of(config: dict) -> Optional[int]:
 
 def ktm_label(ktm: dict) -> str:
   """The paper's Table 3 name of a KTM-DRL configuration ('KTM' when it is no ablation); 'KTM+' for the trusted
-  student (ktm/trust.py); ' (corrupted teachers)' appended when the run corrupted some on purpose."""
+  student (ktm/trust.py); ' +offline patience N' (ktm/plateau.py) and ' +value scaling' (ktm/value_norm.py) for
+  those options; ' (corrupted teachers)' appended when the run corrupted some on purpose."""
   label = _ktm_base_label(ktm)
   if ktm.get('trust_rule', 'none') != 'none' or ktm.get('trust_audit') is not None:
     label = 'KTM+' if label == 'KTM' else f'{label} +trust'
-  return label + (CORRUPTED if ktm.get('corrupt_teachers') else '')
+  if ktm.get('offline_patience'):
+    label += f' +offline patience {ktm["offline_patience"]}'
+  return label + _value_scaling(ktm) + (CORRUPTED if ktm.get('corrupt_teachers') else '')
+
+
+def _value_scaling(section: dict) -> str:
+  """Label suffix of a run with per-task value scaling (ktm/value_norm.py)."""
+  return ' +value scaling' if section.get('value_norm', 'none') != 'none' else ''
 
 
 def _ktm_base_label(ktm: dict) -> str:
@@ -110,7 +118,8 @@ def _ktm_base_label(ktm: dict) -> str:
 def default_label(method: str, config: dict) -> str:
   if method == 'ktm':
     return ktm_label(config.get('ktm', {}))
-  return METHOD_LABELS.get(method, method)
+  sections = [v for v in config.values() if isinstance(v, dict)]   # TD3-MT keeps it in 'ktm', the others in 'cfg'
+  return METHOD_LABELS.get(method, method) + next((_value_scaling(s) for s in sections if _value_scaling(s)), '')
 
 
 def read_curves(path: str, prefix: str = EVAL_PREFIX) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
