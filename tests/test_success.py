@@ -96,6 +96,22 @@ def test_the_loop_records_success_rates_where_envs_report_them(tmp_path):
   assert (row['eval_success/FlagNow'], row['eval_success/Silent']) == (expected, None)
 
 
+FLAGS = custom.gym_suite('flag_two', [('FlagNow', lambda: Flag(True)), ('Silent', lambda: Silent(True))])
+
+
+def test_teacher_runs_write_success_rates_to_results_json(tmp_path):
+  from ktm.runs import teacher_training   # pylint: disable=import-outside-toplevel
+  rows = teacher_training.train_teachers('tests.test_success:FLAGS', dict(hidden_sizes=(16, 16), batch_size=16),
+                                         dict(steps=40, start_steps=10, chunk_steps=5, replay_capacity=100),
+                                         loop.LoopConfig(eval_every=20, eval_episodes=3, checkpoint_every=20),
+                                         str(tmp_path), tensorboard=False, progress_bar=False)
+  last = json.loads(open(tmp_path / 'metrics.jsonl').read().splitlines()[-1])
+  assert last['eval_success/FlagNow'] in (0.0, 1.0) and last['eval_success/Silent'] is None
+  assert [r['success_rate'] for r in rows] == [last['eval_success/FlagNow'], None]
+  saved = json.load(open(tmp_path / 'results.json'))
+  assert [r['success_rate'] for r in saved['members'][0]['tasks']] == [last['eval_success/FlagNow'], None]
+
+
 def test_the_report_shows_success_rates_where_runs_recorded_them(tmp_path):
   from ktm.report import build   # pylint: disable=import-outside-toplevel
   from tests.test_report import md_table, student_results, write_run   # pylint: disable=import-outside-toplevel

@@ -69,12 +69,15 @@ def _train_teachers(method, benchmark, suite, loop_cfg, workdir, backend, tensor
                                                                                    sweep),
                         loop.member_history(history, m))
   best = loop.best_returns(history)
+  success = history[-1].get('success') if history else None   # where the envs report info['success']
   results = dict(benchmark=benchmark, method='ideal', seed=loop_cfg.seed, wall_seconds=wall,
-                 **reporting.sweep_results(suite.task_names, sweep, best, None, diverged),
+                 **reporting.sweep_results(suite.task_names, sweep, best, None, diverged, success),
                  **reporting.provenance())
   if sweep.size == 1:
     results['tasks'] = teachers_lib.summarize(suite.task_names, loop.member_history(history, 0),
                                               method.schedule.steps, wall, suite.num_envs)
+    for row, rate in zip(results['tasks'], success[0] if success else ()):
+      row['success_rate'] = rate
   reporting.write_results(workdir, results)
   if jax.process_index() == 0:
     if sweep.size == 1:
