@@ -13,6 +13,8 @@ The JSON (benchmarks/results/gpu.json, or --out) holds:
                     --physics=native, native physics: a CPU test of the script)
   projected_hours   the paper's KTM-DRL run (500K offline + 500K online epochs) at the measured rates, per dtype
                     and online chunk length
+  host_loop         TD3-MT epochs/s with the host loop reading each chunk's metrics after dispatching the next
+                    chunk vs before (issue 27 item 4; `benchmarks.host_loop`), per epochs per call
   skipped, errors   what the budget left out, and any section that failed (the others still run)
 """
 
@@ -23,15 +25,17 @@ import traceback
 
 import jax
 
-from benchmarks import common, env_step, ktm_epoch, td3_update
+from benchmarks import common, env_step, host_loop, ktm_epoch, td3_update
 
 FULL = dict(td3=dict(hidden=(400, 400), batch=256, num_learners=8, updates=200, repeats=3, capacity=100_000),
             ktm=dict(benchmark='halfcheetah_group', hidden=(400, 400), batch=256, capacity=1_000_000, epochs=50,
                      repeats=2),
-            suites='halfcheetah_group,benchmark_b,pendulum_group', envs='1,8,64,512,4096', env_steps=100)
+            suites='halfcheetah_group,benchmark_b,pendulum_group', envs='1,8,64,512,4096', env_steps=100,
+            host=dict(chunks=(1, 10), epochs=2000, hidden=(64, 64), repeats=3))
 SMALL = dict(td3=dict(hidden=(16, 16), batch=32, num_learners=2, updates=5, repeats=1, capacity=1_000),
              ktm=dict(benchmark='pendulum_group', hidden=(16, 16), batch=32, capacity=1_000, epochs=4, repeats=1),
-             suites='pendulum_group', envs='1,4', env_steps=5)
+             suites='pendulum_group', envs='1,4', env_steps=5,
+             host=dict(chunks=(1,), epochs=20, hidden=(16, 16), repeats=1))
 PAPER_EPOCHS = dict(offline=500_000, online=500_000)
 DTYPES = ('float32', 'bfloat16')
 
@@ -107,7 +111,7 @@ def main(argv=None):
   p.add_argument('--physics', default='mjx', choices=('mjx', 'native'),
                  help='physics of the KTM epochs and the env-step rows (native: a CPU test of the script without '
                       'MJX compile times)')
-  p.add_argument('--sections', default='td3,ktm,env',
+  p.add_argument('--sections', default='td3,ktm,env,host',
                  help='which measurements, in this order; env:SUITE+SUITE times only those suites (e.g. '
                       'td3,env:halfcheetah_group,ktm,env:benchmark_b+pendulum_group puts the targets first)')
   p.add_argument('--dtypes', default=','.join(DTYPES), help='network dtypes to time (default: both)')
@@ -116,9 +120,9 @@ def main(argv=None):
   p.add_argument('--out', default='benchmarks/results/gpu.json')
   args = p.parse_args(argv)
   sections = args.sections.split(',')
-  unknown = [s for s in sections if s.split(':')[0] not in ('td3', 'ktm', 'env')]
+  unknown = [s for s in sections if s.split(':')[0] not in ('td3', 'ktm', 'env', 'host')]
   if unknown:   # refused before any device time is spent
-    p.error(f'unknown section(s) {", ".join(unknown)}: td3, ktm, env or env:SUITE+SUITE')
+    p.error(f'unknown section(s) {", ".join(unknown)}: td3, ktm, env, env:SUITE+SUITE or host')
   dtypes = tuple(args.dtypes.split(','))
   if not set(dtypes) <= set(DTYPES):
     p.error(f'unknown dtype(s) in --dtypes={args.dtypes}: choose from {", ".join(DTYPES)}')
@@ -147,6 +151,12 @@ def main(argv=None):
         for dtype, by_chunk in payload['projected_hours'].items():
           for chunk, h in by_chunk.items():
             print(f'KTM-DRL 500K offline + 500K online epochs at these rates, {dtype}, {chunk}: {h:.2f} h', flush=True)
+      elif section == 'host':
+        host = sizes['host']
+        payload['host_loop'] = [host_loop.run_benchmark(chunk=c, epochs=host['epochs'], hidden=host['hidden'],
+                                                        repeats=host['repeats']) for c in host['chunks']]
+        for r in payload['host_loop']:
+          print(f'host loop, {r["chunk"]} epochs per call: read ahead / read before {r["speedup"]:.3f}', flush=True)
       else:   # env or env:SUITE+SUITE
         suites = section.split(':', 1)[1].split('+') if ':' in section else (args.suites or sizes['suites']).split(',')
         payload.setdefault('env_steps', []).extend(

@@ -462,7 +462,8 @@ def _restore(manager, state):
 def train(method: Method, suite: Suite, eval_suite: Suite, aux: Any, cfg: LoopConfig,
           workdir: Optional[str] = None, reporter: Optional[Reporter] = None,
           exit_after_checkpoint: Optional[int] = None, on_start: Optional[Callable[[], None]] = None,
-          sweep: Optional[Sweep] = None, aux_axis: Optional[int] = None, mesh: Optional[Mesh] = None):
+          sweep: Optional[Sweep] = None, aux_axis: Optional[int] = None, mesh: Optional[Mesh] = None,
+          read_ahead: bool = True):
   """Runs (or resumes from WORKDIR/checkpoints) all of the method's stages for every member of `sweep` (default:
   one member with `cfg.seed`). Returns (final RunState [S, ...], evaluation history, wall seconds).
 
@@ -471,7 +472,9 @@ def train(method: Method, suite: Suite, eval_suite: Suite, aux: Any, cfg: LoopCo
   `aux` is shared by all members, or with aux_axis=0 has a member axis (e.g. each seed's own teachers). With a
   `mesh` (axis 'member'), the members are split over its devices. `on_start()` is called once everything is built,
   right before the first chunk (the run directory's config.json is written there). `exit_after_checkpoint=n` exits
-  the process one chunk after the n-th checkpoint of this call (tests use it to simulate a kill).
+  the process one chunk after the n-th checkpoint of this call (tests use it to simulate a kill). `read_ahead`: a
+  chunk that ends at no evaluation, checkpoint or stage end is read after the next chunk is dispatched (False: every
+  chunk is read before the next, as before 2026-12-04; the results are the same, benchmarks/host_loop.py times it).
   Raises TrainingDiverged when every member has diverged (with one member: nothing is saved after the last good
   checkpoint; in a larger sweep a diverged member is reported, left out of results and the others train on), or
   Interrupted (a checkpoint was saved).
@@ -485,14 +488,14 @@ def train(method: Method, suite: Suite, eval_suite: Suite, aux: Any, cfg: LoopCo
                                            keep_steps=stage_boundaries(method.stages()))
   try:
     return _train(method, suite, eval_suite, aux, cfg, manager, state, sweep, aux_axis, mesh, reporter,
-                  exit_after_checkpoint, on_start)
+                  exit_after_checkpoint, on_start, read_ahead)
   finally:
     if manager is not None:
       manager.close()
 
 
 def _train(method, suite, eval_suite, aux, cfg, manager, state, sweep, aux_axis, mesh, reporter,
-           exit_after_checkpoint, on_start):
+           exit_after_checkpoint, on_start, read_ahead):
   hparams, seeds = global_arrays((sweep.hparams(), seeds_array(sweep)), (0, 0), mesh)
   aux = global_arrays(aux, aux_axis, mesh)
   state, extra, restored = _restore(manager, state)
@@ -560,7 +563,7 @@ def _train(method, suite, eval_suite, aux, cfg, manager, state, sweep, aux_axis,
         pending = None
       evaluating = epoch % cfg.eval_every == 0 or epoch == spec.epochs
       if not (evaluating or g % cfg.checkpoint_every == 0 or g in boundaries or signals.received
-              or exit_after_checkpoint is not None):
+              or exit_after_checkpoint is not None or not read_ahead):
         pending = (spec.name, epoch, n, g, metrics)
         continue
       metrics = settle((spec.name, epoch, n, g, metrics))

@@ -182,7 +182,8 @@ def check_gpu_benchmark_small(tmp_path, physics, dtypes=('float32', 'bfloat16'))
   out = tmp_path / 'gpu.json'
   gpu.main(['--small', '--envs=1', f'--physics={physics}', f'--dtypes={",".join(dtypes)}', '--out', str(out)])
   data = json.loads(out.read_text())
-  assert {'td3_update', 'ktm_epoch', 'env_steps', 'projected_hours', 'device', 'machine'} <= set(data)
+  assert {'td3_update', 'ktm_epoch', 'env_steps', 'projected_hours', 'host_loop', 'device', 'machine'} <= set(data)
+  assert [r['chunk'] for r in data['host_loop']] == [1] and data['host_loop'][0]['epochs_per_s']['read_ahead'] > 0
   assert data['errors'] == {} and data['skipped'] == []
   td3_rows = {(r['dtype'], r['setting']) for r in data['td3_update']['rows']}
   assert td3_rows == {(d, s) for d in dtypes for s in ('K=1', 'K=2 vmapped')}
@@ -219,8 +220,8 @@ def test_gpu_benchmark_budget_skips_and_still_writes(tmp_path):
   out = tmp_path / 'gpu.json'
   gpu.main(['--small', '--budget_s=0', '--out', str(out)])
   data = json.loads(out.read_text())
-  assert data['skipped'] == ['td3', 'ktm', 'env'] and data['errors'] == {}
-  assert not {'td3_update', 'ktm_epoch', 'env_steps'} & set(data)
+  assert data['skipped'] == ['td3', 'ktm', 'env', 'host'] and data['errors'] == {}
+  assert not {'td3_update', 'ktm_epoch', 'env_steps', 'host_loop'} & set(data)
   with pytest.raises(SystemExit):     # an unknown section is refused before anything runs or is written
     gpu.main(['--small', '--sections=td3,bogus', '--out', str(tmp_path / 'bad.json')])
   with pytest.raises(SystemExit):     # so is an unknown dtype
