@@ -228,8 +228,15 @@ def onpolicy_chunk(state: RunState, aux: Any, method: Method, suite: Suite, num_
 
 def evaluate(learner: Any, key: jax.Array, method: Method, eval_suite: Suite) -> jnp.ndarray:
   """Deterministic returns [K, E] of ONE learner (no member axis), one episode per env of `eval_suite`."""
+  return evaluate_with_success(learner, key, method, eval_suite)[0]
+
+
+def evaluate_with_success(learner: Any, key: jax.Array, method: Method,
+                          eval_suite: Suite) -> Tuple[jnp.ndarray, jnp.ndarray]:
+  """`evaluate`'s returns [K, E] and each episode's success [K, E] (rollout.evaluate_episodes: 1 / 0, NaN where
+  the env reports none)."""
   return _compiled(_evaluate, compute_dtype(method), ('method', 'eval_suite'), False)(learner, key, method,
-                                                                                     eval_suite)[0]
+                                                                                     eval_suite)
 
 
 def evaluate_members(learners: Any, seeds: jax.Array, global_epoch: jax.Array, method: Method, eval_suite: Suite,

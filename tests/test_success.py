@@ -99,8 +99,8 @@ def test_the_loop_records_success_rates_where_envs_report_them(tmp_path):
 FLAGS = custom.gym_suite('flag_two', [('FlagNow', lambda: Flag(True)), ('Silent', lambda: Silent(True))])
 
 
-def test_teacher_runs_write_success_rates_to_results_json(tmp_path):
-  from ktm.runs import teacher_training   # pylint: disable=import-outside-toplevel
+def test_teacher_runs_write_success_rates_to_results_json_and_evaluate_py_shows_them(tmp_path, capsys):
+  from ktm.runs import restore, teacher_training   # pylint: disable=import-outside-toplevel
   rows = teacher_training.train_teachers('tests.test_success:FLAGS', dict(hidden_sizes=(16, 16), batch_size=16),
                                          dict(steps=40, start_steps=10, chunk_steps=5, replay_capacity=100),
                                          loop.LoopConfig(eval_every=20, eval_episodes=3, checkpoint_every=20),
@@ -110,6 +110,14 @@ def test_teacher_runs_write_success_rates_to_results_json(tmp_path):
   assert [r['success_rate'] for r in rows] == [last['eval_success/FlagNow'], None]
   saved = json.load(open(tmp_path / 'results.json'))
   assert [r['success_rate'] for r in saved['members'][0]['tasks']] == [last['eval_success/FlagNow'], None]
+  # evaluate.py's table (ktm.runs.restore): the same greedy policy, so the same rate; a success column printed
+  [table] = restore.evaluate_checkpoint(str(tmp_path), episodes=3)
+  assert [r['success_rate'] for r in table['tasks']] == [last['eval_success/FlagNow'], None]
+  capsys.readouterr()
+  reporting.print_table(table['tasks'])
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[0].split()[-1] == 'success' and lines[2].split()[-1] == '—'
+  assert float(lines[1].split()[-1]) == last['eval_success/FlagNow']
 
 
 def test_the_report_shows_success_rates_where_runs_recorded_them(tmp_path):

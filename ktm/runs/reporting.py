@@ -130,12 +130,15 @@ def sweep_results(task_names, sweep: Sweep, best: np.ndarray, teacher_returns: O
 
 
 def print_table(rows: List[dict]) -> None:
-  print(f'{"task":<32} {"student":>9} {"teacher":>9} {"ratio":>7}')
+  """The per-task table; a success column where the rows have success rates (envs reporting info['success'])."""
+  success = any('success_rate' in r for r in rows)
+  print(f'{"task":<32} {"student":>9} {"teacher":>9} {"ratio":>7}' + (f' {"success":>8}' if success else ''))
   for r in rows:
     student = '—' if r['student_return'] is None else f'{r["student_return"]:.1f}'
     teacher = '—' if r['teacher_return'] is None else f'{r["teacher_return"]:.1f}'
     ratio = '—' if r['ratio'] is None else f'{r["ratio"]:.3f}'
-    print(f'{r["name"]:<32} {student:>9} {teacher:>9} {ratio:>7}')
+    rate = '' if not success else f' {"—" if r.get("success_rate") is None else format(r["success_rate"], ".2f"):>8}'
+    print(f'{r["name"]:<32} {student:>9} {teacher:>9} {ratio:>7}{rate}')
 
 
 def print_summary(summary: List[dict]) -> None:

@@ -63,7 +63,9 @@ def evaluate_checkpoint(workdir: str, episodes: Optional[int] = None, evaluate_t
   key = jax.random.key(seed)
   out = []
   for m in members:
-    returns = np.asarray(loop.evaluate(loop.member(learners, m), key, member_methods[m], eval_suite)).mean(axis=1)
+    returns, success = (np.asarray(x) for x in loop.evaluate_with_success(loop.member(learners, m), key,
+                                                                          member_methods[m], eval_suite))
+    returns, rates = returns.mean(axis=1), loop.success_rates(success[None], {})
     reference = None
     m_dir = sweep_members.member_teacher_dir(config, m)
     if m_dir:
@@ -74,6 +76,8 @@ def evaluate_checkpoint(workdir: str, episodes: Optional[int] = None, evaluate_t
         reference = reporting.teacher_returns(teachers_lib.load_metas(m_dir, eval_suite))
     elif evaluate_teachers:
       raise FileNotFoundError(f'run {workdir} has no teachers to evaluate')
-    out.append(dict(member=m, seed=sweep.seeds[m], values=sweep.member(m),
-                    tasks=reporting.results_table(eval_suite.task_names, returns, reference)))
+    rows = reporting.results_table(eval_suite.task_names, returns, reference)
+    for row, rate in zip(rows, rates[0] if rates is not None else ()):   # where the envs report info['success']
+      row['success_rate'] = None if np.isnan(rate) else float(rate)
+    out.append(dict(member=m, seed=sweep.seeds[m], values=sweep.member(m), tasks=rows))
   return out
