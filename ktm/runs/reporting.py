@@ -34,7 +34,6 @@ class RunReporter(loop.Reporter):
     self.writers, self.bar = {}, None
     self.done = 0
     self.diverged_members = {}   # member -> global epoch by which it diverged
-    self.stage_ends = {}         # stage name -> global epoch where it ended early (ktm/plateau.py)
 
   def resumed(self, global_epoch, restored_from):
     if restored_from is not None and jax.process_index() == 0:
@@ -67,7 +66,6 @@ class RunReporter(loop.Reporter):
                    f'{global_epoch:,}{where}: it is left out of the results; the other members train on')
 
   def stage_ended(self, stage_name, global_epoch, planned, next_stage):
-    self.stage_ends[stage_name] = global_epoch
     then = f'; its epochs left go to the {next_stage} stage' if next_stage else ''
     self.bar.write(f'the {stage_name} stage ended at epoch {global_epoch:,} of its {planned:,}: its evaluations '
                    f'stopped improving (ktm/plateau.py){then}')
