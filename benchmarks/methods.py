@@ -41,8 +41,9 @@ def make(name, suite, preset, capacity, hidden, teacher_cfg):
   return run_config.build_method(name, TaskInfo.from_suite(suite), configs, teacher_cfg)
 
 
-def seconds_per_epoch(method, suite, aux, stage, chunk, calls, repeats):
-  """Best over `repeats` of the wall seconds per epoch of `calls` consecutive chunks (after a compile call)."""
+def seconds_per_epoch(method, suite, aux, stage, chunk, calls, repeats, learn=True):
+  """Best over `repeats` of the wall seconds per epoch of `calls` consecutive chunks (after a compile call); with
+  learn=False an off-policy chunk only collects (env steps into the replay, no update)."""
   state = loop.init_members(sweep.single(0), method, suite)     # one member: a plain run
   if state.buffer is not None:
     state = state.replace(buffer=jax.tree.map(lambda x: x[None],
@@ -51,7 +52,7 @@ def seconds_per_epoch(method, suite, aux, stage, chunk, calls, repeats):
   if method.stages()[stage].kind == 'onpolicy':
     run = lambda s: loop.onpolicy_chunk(s, aux, method, suite, chunk)[0]
   else:
-    run = lambda s: loop.offpolicy_chunk(s, aux, method, suite, stage, chunk, True)[0]
+    run = lambda s: loop.offpolicy_chunk(s, aux, method, suite, stage, chunk, learn)[0]
   state = common.block(run(state))
   best = float('inf')
   for _ in range(repeats):
