@@ -74,27 +74,40 @@ def test_grid_members_are_setting_major_and_refusals_are_one_line():
   assert 'alpha' in sweep_lib.sweepable(METHODS['ktm']) and 'actor_lr' in sweep_lib.sweepable(METHODS['sac_mt'])
 
 
-def test_members_equal_single_runs_and_one_trace_per_sweep(setup):
+@pytest.fixture(scope='module')
+def runs(setup):
+  """A single run, the same as a traced 1-member sweep, and a 4-member sweep (seeds 3, 4 x actor_lr 3e-4, 1e-3), with
+  the chunk traces each took; the 4-member sweep is also the reference of the four-device sharding test."""
   method, suite, eval_suite = setup
   before = dict(loop.TRACES)
   single, single_history, _ = loop.train(method, suite, eval_suite, None, LOOP)
   single_traces = {k: loop.TRACES[k] - before.get(k, 0) for k in loop.TRACES}
   # a swept (traced) value computes exactly what the static value does
   traced, _, _ = loop.train(method, suite, eval_suite, None, LOOP, sweep=sweep_lib.grid(3, 1, ['actor_lr=0.0003']))
-  assert_close(traced, single, 0)
   traces = dict(loop.TRACES)
-  sweep = sweep_lib.grid(3, 2, ['actor_lr=0.0003,0.001'])      # seeds 3, 4, 3, 4
-  swept, history, _ = loop.train(method, suite, eval_suite, None, LOOP, sweep=sweep)
+  swept, history, _ = loop.train(method, suite, eval_suite, None, LOOP, sweep=SWEEP)
+  sweep_traces = {k: loop.TRACES[k] - traces[k] for k in traces}
+  return dict(single=single, single_history=single_history, single_traces=single_traces, traced=traced,
+              swept=swept, history=history, sweep_traces=sweep_traces)
+
+
+SWEEP = sweep_lib.grid(3, 2, ['actor_lr=0.0003,0.001'])      # seeds 3, 4, 3, 4
+
+
+def test_members_equal_single_runs_and_one_trace_per_sweep(setup, runs):
+  _, suite, _ = setup
+  single, swept, history = runs['single'], runs['swept'], runs['history']
+  assert_close(runs['traced'], single, 0)
   # The sweep traced each chunk kind exactly as often as ONE single run does (no per-member traces).
-  assert {k: loop.TRACES[k] - traces[k] for k in traces} == single_traces
-  assert single_traces['evaluate'] == 1
+  assert runs['sweep_traces'] == runs['single_traces']
+  assert runs['single_traces']['evaluate'] == 1
   assert np.asarray(history[0]['returns']).shape == (4, suite.num_tasks, 2)
   # member 0: seed 3 with actor_lr 3e-4 traced == the single run (seed 3, the default 3e-4 static)
   assert_close(loop.member_state(swept, 0), loop.member_state(single, 0), ATOL)
   # the members differ (seeds and learning rates do something)
   assert not np.allclose(leaves(loop.member(swept.learner, 0))[0], leaves(loop.member(swept.learner, 2))[0])
   best = loop.best_returns(history)
-  np.testing.assert_allclose(best[0], loop.best_returns(single_history)[0], atol=1e-3)
+  np.testing.assert_allclose(best[0], loop.best_returns(runs['single_history'])[0], atol=1e-3)
 
 
 def test_sweep_resumed_after_a_kill_is_bit_identical(setup, tmp_path):
@@ -124,33 +137,17 @@ from ktm import loop, presets, sweep as sweep_lib
 from ktm.envs import make_suite
 from ktm.methods import TaskInfo
 from ktm.runs import run_config, sweep_members
+from tests.test_sweep import EPISODE, LOOP, SCHEDULE, SWEEP, TINY, leaves
 assert len(jax.devices()) == 4
-tiny = presets.TEACHERS['tiny']
-suite = make_suite('pendulum_group', episode_length=50)
-eval_suite = make_suite('pendulum_group', num_envs=2, episode_length=50)
+suite = make_suite('pendulum_group', episode_length=EPISODE)
+eval_suite = make_suite('pendulum_group', num_envs=2, episode_length=EPISODE)
 method = run_config.build_method('ideal', TaskInfo.from_suite(suite), dict(cfg=dict(obs_size=suite.obs_size,
-    act_size=suite.act_size, **tiny['cfg']), schedule=dict(tiny['schedule'], steps=100, start_steps=40,
-    replay_capacity=100)))
-cfg = loop.LoopConfig(**{**tiny['loop'], 'eval_every': 50, 'checkpoint_every': 50, 'seed': 3})
-sweep = sweep_lib.grid(3, 2, ['actor_lr=0.0003,0.001'])
-mesh = sweep_members.member_mesh(sweep.size)
+    act_size=suite.act_size, **TINY['cfg']), schedule=SCHEDULE))
+mesh = sweep_members.member_mesh(SWEEP.size)
 assert mesh is not None and mesh.devices.size == 4
-sharded, history, _ = loop.train(method, suite, eval_suite, None, cfg, sweep=sweep, mesh=mesh)
+sharded, history, _ = loop.train(method, suite, eval_suite, None, LOOP, sweep=SWEEP, mesh=mesh)
 assert len(jax.tree.leaves(sharded.learner)[0].sharding.device_set) == 4
-unsharded, history1, _ = loop.train(method, suite, eval_suite, None, cfg, sweep=sweep)
-def flat(t):
-  out = []
-  for x in jax.tree.leaves(t):
-    x = np.asarray(jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x)
-    out.append(x.view(np.float64) if x.dtype == np.uint32 and x.shape[-1] % 2 == 0 else x)   # physics bits
-  return out
-def close(a, b):
-  for x, y in zip(flat(a), flat(b), strict=True):
-    np.testing.assert_allclose(x, y, rtol=0, atol=1e-5)
-close(sharded, unsharded)   # and unsharded members equal single runs: test_members_equal_single_runs_...
-assert history == history1 or np.allclose(np.asarray([h['returns'] for h in history]),
-                                          np.asarray([h['returns'] for h in history1]), atol=1e-2)
-print('OK')
+np.savez(sys.argv[1], returns=np.asarray([h['returns'] for h in history]), *leaves(sharded))
 '''
 
 
@@ -160,11 +157,16 @@ def host_devices_env(count):
               JAX_PLATFORMS='cpu')
 
 
-def test_sharded_over_four_devices_equals_unsharded():
-  env = host_devices_env(4)
-  proc = subprocess.run([sys.executable, '-c', SHARDED], cwd=ROOT, env=env, capture_output=True, text=True,
-                        timeout=900)
-  assert proc.returncode == 0 and 'OK' in proc.stdout, proc.stderr[-3000:]
+def test_sharded_over_four_devices_equals_unsharded(runs, tmp_path):
+  """The 4-member sweep split over 4 devices (a subprocess with 4 host devices) equals the same sweep on one device
+  (this process, `runs`) within ATOL; and unsharded members equal single runs (the test above)."""
+  out = tmp_path / 'sharded.npz'
+  proc = subprocess.run([sys.executable, '-c', SHARDED, str(out)], cwd=ROOT, env=host_devices_env(4),
+                        capture_output=True, text=True, timeout=900)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  saved = np.load(out)
+  assert_close([saved[f'arr_{i}'] for i in range(len(saved.files) - 1)], leaves(runs['swept']), ATOL)
+  np.testing.assert_allclose(saved['returns'], np.asarray([h['returns'] for h in runs['history']]), atol=1e-2)
 
 
 def script(name, args, **kw):
