@@ -85,3 +85,11 @@ def write_json(path: str, payload: Dict[str, object]) -> None:
   with open(path, 'w') as f:
     json.dump(payload, f, indent=2)
   print(f'wrote {path}')
+
+
+def write_json_and_table(path: str, payload: Dict[str, object], table: str) -> None:
+  """PATH (the JSON) and PATH with .md for .json (the markdown `table`), which is also printed."""
+  write_json(path, payload)
+  print(table)
+  with open(path.replace('.json', '.md'), 'w') as f:
+    f.write(table + '\n')

@@ -46,14 +46,12 @@ def main(argv=None):
           f'epoch', flush=True)
   payload = dict(benchmark=args.benchmark, preset='cpu (teachers)', chunk=args.chunk, rows=rows,
                  machine=common.machine_info(), backend=jax.default_backend())
-  common.write_json(args.out, payload)
   table = markdown(['E (envs per task)', 'collect only: ms per epoch', 'collect + 1 update: ms per epoch',
                     'env share of the epoch', 'env steps per task per s'],
-                   [[r['num_envs'], f'{r["env_seconds_per_epoch"] * 1e3:.2f}', f'{r["full_seconds_per_epoch"] * 1e3:.2f}',
-                     f'{r["env_share"]:.1%}', f'{r["env_steps_per_s_per_task"]:,.1f}'] for r in rows])
-  print(table)
-  with open(args.out.replace('.json', '.md'), 'w') as f:
-    f.write(table + '\n')
+                   [[r['num_envs'], f'{r["env_seconds_per_epoch"] * 1e3:.2f}',
+                     f'{r["full_seconds_per_epoch"] * 1e3:.2f}', f'{r["env_share"]:.1%}',
+                     f'{r["env_steps_per_s_per_task"]:,.1f}'] for r in rows])
+  common.write_json_and_table(args.out, payload, table)
   return payload
 
 

@@ -56,14 +56,11 @@ def main(argv=None):
   rows = [run_benchmark(args.benchmark, int(c), args.epochs, repeats=args.repeats)
           for c in args.chunks.split(',')]
   payload = dict(rows=rows, machine=common.machine_info(), backend=jax.default_backend())
-  common.write_json(args.out, payload)
   table = markdown(['method', 'suite', 'epochs per call', 'read ahead: epochs/s', 'read before: epochs/s',
                     'read ahead / read before'],
                    [[r['method'], r['benchmark'], r['chunk'], f'{r["epochs_per_s"]["read_ahead"]:,.1f}',
                      f'{r["epochs_per_s"]["read_before"]:,.1f}', f'{r["speedup"]:.3f}'] for r in rows])
-  print(table)
-  with open(args.out.replace('.json', '.md'), 'w') as f:
-    f.write(table + '\n')
+  common.write_json_and_table(args.out, payload, table)
   return payload
 
 
