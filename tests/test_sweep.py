@@ -21,6 +21,7 @@ TINY = presets.TEACHERS['tiny']
 SCHEDULE = dict(TINY['schedule'], steps=100, start_steps=40, replay_capacity=100)
 LOOP = loop.LoopConfig(**{**TINY['loop'], 'eval_every': 50, 'checkpoint_every': 50, 'seed': 3})
 EPISODE = 50
+SWEEP = sweep_lib.grid(3, 2, ['actor_lr=0.0003,0.001'])      # seeds 3, 4, 3, 4
 # vmap over S members turns every matmul into a batched dot (and every reduction over [S, B]), whose XLA:CPU kernels
 # round differently from the unbatched ones: a member equals its single run to float32 rounding, not bit for bit.
 # Measured after 300 TD3 updates of 16-16 networks: max |diff| 1.2e-7 in parameters, 4.8e-7 in replay rows; env
@@ -91,9 +92,6 @@ def runs(setup):
               swept=swept, history=history, sweep_traces=sweep_traces)
 
 
-SWEEP = sweep_lib.grid(3, 2, ['actor_lr=0.0003,0.001'])      # seeds 3, 4, 3, 4
-
-
 def test_members_equal_single_runs_and_one_trace_per_sweep(setup, runs):
   _, suite, _ = setup
   single, swept, history = runs['single'], runs['swept'], runs['history']
@@ -133,7 +131,7 @@ def test_sweep_resumed_after_a_kill_is_bit_identical(setup, tmp_path):
 
 SHARDED = r'''
 import sys, numpy as np, jax
-from ktm import loop, presets, sweep as sweep_lib
+from ktm import loop
 from ktm.envs import make_suite
 from ktm.methods import TaskInfo
 from ktm.runs import run_config, sweep_members
