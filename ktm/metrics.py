@@ -6,7 +6,7 @@ import math
 import os
 import sys
 import time
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -109,23 +109,28 @@ def drop_rows_after(workdir: str, step: int) -> None:
       os.replace(tmp, path)
 
 
+def read_rows(path: str) -> List[dict]:
+  """The rows of a metrics.jsonl, [] if it is absent. A reader may meet the file while its run writes it (or after a
+  kill cut the last write short): a last line without its newline is skipped with one warning naming the file, as
+  the run itself drops it when it resumes (`repair`)."""
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    lines = f.readlines()
+  if lines and not lines[-1].endswith('\n'):
+    print(f'warning: {path}: skipped its last line, not yet complete (the run is writing it, or was stopped while '
+          'writing it)', file=sys.stderr)
+    lines = lines[:-1]
+  return [json.loads(line) for line in lines if line.strip()]
+
+
 def first_stage_end(workdir: str) -> Optional[int]:
   """The global epoch where the first stage of the run logged in WORKDIR/metrics.jsonl ended (its last evaluation
   with 'stage' 0, once an evaluation of a later stage follows), or None while it has not (or the run has one
-  stage). For stages that may end early (ktm/plateau.py); undamaged lines only."""
-  path = os.path.join(workdir, 'metrics.jsonl')
-  if not os.path.exists(path):
-    return None
-  first, later = [], False
-  with open(path) as f:
-    for line in f:
-      try:
-        row = json.loads(line)
-      except ValueError:
-        continue
-      if row.get('stage') == 0:
-        first.append(int(row['step']))
-      later = later or row.get('stage', 0) > 0
+  stage). For stages that may end early (ktm/plateau.py)."""
+  rows = read_rows(os.path.join(workdir, 'metrics.jsonl'))
+  first = [int(row['step']) for row in rows if row.get('stage') == 0]
+  later = any(row.get('stage', 0) > 0 for row in rows)
   return max(first) if first and later else None
 
 

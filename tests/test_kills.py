@@ -2,9 +2,11 @@
 checkpoint writes) and SIGTERM; every resumed run ends bit-identical to an uninterrupted one.
 
 CI kills twice (once at a random moment, once during a write) and sends one SIGTERM; the full torture is
-`KTM_KILLS=20 python -m pytest -q tests/test_kills.py`.
+`KTM_KILLS=20 python -m pytest -q -s tests/test_kills.py`, and `KTM_KILL_SEEDS=2` makes every run a 2-member sweep
+(`--seeds=2`: each member's teacher set, checkpoints and metrics files). With -s it prints where each kill landed.
 """
 
+import collections
 import glob
 import os
 import random
@@ -17,17 +19,23 @@ import pytest
 
 from ktm import teachers
 from ktm.envs import make_suite
-from ktm.runs import restore
+from ktm.runs import restore, sweep_members
 from tests.test_td3 import tree_equal
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ARGS = ['--preset=tiny', '--progress_bar=false', '--tensorboard=false']
 KILLS = int(os.environ.get('KTM_KILLS', '2'))   # one at a random moment, one during a write
+SEEDS = int(os.environ.get('KTM_KILL_SEEDS', '1'))
+ARGS = ['--preset=tiny', '--progress_bar=false', '--tensorboard=false'] + ([f'--seeds={SEEDS}'] if SEEDS > 1 else [])
 # Paths whose appearance marks a write in progress: orbax's temporary checkpoint directories, the teacher set's.
 WRITING = ('checkpoints/*tmp*', 'teachers_run/checkpoints/*tmp*', 'teachers_run/.teachers.tmp-*')
-# Files whose new modification time marks training progress (teachers', then the student's).
-PROGRESS = ('teachers_run/metrics.jsonl', 'teachers_run/checkpoints/*', 'teachers_run/teachers/*', 'metrics.jsonl',
-            'checkpoints/*')
+# Files whose new modification time marks training progress: the teachers', the student's.
+TEACHER_PROGRESS = ('teachers_run/metrics.jsonl', 'teachers_run/checkpoints/*', 'teachers_run/teachers/*')
+STUDENT_PROGRESS = ('metrics.jsonl', 'checkpoints/*')
+# Where the i-th kill is aimed (cycled): 0-2 s after the run's first progress, whatever it trains then; during a
+# checkpoint or teacher-set write; in the student before its first checkpoint (0-0.5 s after its config.json);
+# 0-2 s after the student's progress once it has a checkpoint. A kill aimed at a phase the run has passed lands in
+# the next one.
+AIMS = ('random', 'write', 'student before its first checkpoint', 'write', 'student')
 
 
 def start(workdir):
@@ -35,9 +43,9 @@ def start(workdir):
                           + ARGS, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def progressed_since(workdir, began):
-  """Whether the run wrote training progress (metrics, checkpoints, the teacher set) after `began`."""
-  for pattern in PROGRESS:
+def progressed_since(workdir, began, patterns):
+  """Whether the run wrote any of `patterns` (metrics, checkpoints, the teacher set) after `began`."""
+  for pattern in patterns:
     for path in glob.glob(os.path.join(workdir, pattern)):
       try:
         if os.path.getmtime(path) >= began:
@@ -47,37 +55,58 @@ def progressed_since(workdir, began):
   return False
 
 
-def kill_at_some_moment(workdir, rng, during_write):
-  """Starts the run and SIGKILLs it at a random moment: 0-2 s after its first progress (so the kill lands in the
-  training, however fast this machine and its compile cache make the start-up), or (if `during_write`) as soon as
-  a checkpoint or teacher set is being written. Returns the exit code (0: the run finished before the kill), or None
-  after a kill."""
+def student_checkpointed(workdir):
+  return bool(glob.glob(os.path.join(workdir, 'checkpoints', '[0-9]*')))
+
+
+def kill_at_some_moment(workdir, rng, aim):
+  """Starts the run and SIGKILLs it where `aim` (one of AIMS) says, at a random moment after the progress it waits
+  for (so the kill lands in the training, however fast this machine and its compile cache make the start-up), or
+  as soon as a checkpoint or teacher set is being written. Returns the exit code (0: the run finished before the
+  kill), or where the kill landed: 'teachers' (the student had not started), 'student before its first
+  checkpoint', 'during a write' or 'student'."""
   began = time.time()
   proc = start(workdir)
-  delay, deadline = rng.uniform(0.0, 2.0), None
+  config = os.path.join(workdir, 'config.json')
+  if aim == 'student before its first checkpoint' and student_checkpointed(workdir):
+    aim = 'student'
+  delay = rng.uniform(0.0, 0.5 if aim == 'student before its first checkpoint' else 2.0)
+  ready = {'random': lambda: progressed_since(workdir, began, TEACHER_PROGRESS + STUDENT_PROGRESS),
+           'write': lambda: False,
+           'student before its first checkpoint': lambda: progressed_since(workdir, began, ('config.json',)),
+           'student': lambda: student_checkpointed(workdir) and progressed_since(workdir, began, STUDENT_PROGRESS)}
+  deadline = None
   while proc.poll() is None:
-    writing = during_write and any(glob.glob(os.path.join(workdir, p)) for p in WRITING)
-    if deadline is None and not during_write and progressed_since(workdir, began):
+    writing = aim == 'write' and any(glob.glob(os.path.join(workdir, p)) for p in WRITING)
+    if deadline is None and ready[aim]():
       deadline = time.time() + delay
     if writing or (deadline is not None and time.time() > deadline):
       proc.send_signal(signal.SIGKILL)
       proc.wait()
-      return None
+      if writing:
+        return 'during a write'
+      if student_checkpointed(workdir):
+        return 'student'
+      return 'student before its first checkpoint' if os.path.exists(config) else 'teachers'
     time.sleep(0.005)
   return proc.returncode
 
 
 def final(workdir):
+  """The student (every member) and each member's teacher set."""
   _, learner, _ = restore.restore(workdir)
-  teacher_set = teachers.load(os.path.join(workdir, 'teachers_run'), make_suite('pendulum_group'))
-  return learner, teacher_set.states, teacher_set.buffer
+  sets = [teachers.load(sweep_members.member_dir(os.path.join(workdir, 'teachers_run'), m), make_suite('pendulum_group'))
+          for m in range(SEEDS)]
+  return [learner] + [x for s in sets for x in (s.states, s.buffer)]
 
 
 def metrics_files(workdir):
-  """The student's and the teachers' metrics files, byte for byte (their rows hold no wall times): a resumed run
-  logs each evaluation once, as an uninterrupted one does."""
-  return {os.path.join(d, name): open(os.path.join(workdir, d, name), 'rb').read()
-          for d in ('.', 'teachers_run') for name in ('metrics.jsonl', 'metrics.csv')}
+  """Every metrics file of the student's and the teachers' members, byte for byte (their rows hold no wall times): a
+  resumed run logs each evaluation once, as an uninterrupted one does."""
+  paths = glob.glob(os.path.join(workdir, '**', 'metrics.*'), recursive=True)
+  files = {os.path.relpath(p, workdir): open(p, 'rb').read() for p in paths}
+  assert len(files) == 4 * SEEDS, sorted(files)      # jsonl + csv, student + teachers, per member
+  return files
 
 
 @pytest.fixture(scope='module')
@@ -92,14 +121,15 @@ def uninterrupted(tmp_path_factory):
 def test_random_sigkills_then_resume_end_bit_identical(uninterrupted, tmp_path):
   rng = random.Random(0)
   workdir = str(tmp_path / 'killed')
-  kills = 0
-  while kills < KILLS:
-    rc = kill_at_some_moment(workdir, rng, during_write=kills % 2 == 1)
-    if rc is not None:     # finished before the kill came
-      assert rc == 0
+  landed = []
+  while len(landed) < KILLS:
+    where = kill_at_some_moment(workdir, rng, AIMS[len(landed) % len(AIMS)])
+    if isinstance(where, int):     # finished before the kill came
+      assert where == 0
       break
-    kills += 1
-  assert kills >= min(KILLS, 2), f'only {kills} kill(s) landed before the run ended'   # one of each kind at least
+    landed.append(where)
+  print(f'{len(landed)} kills landed: ' + ', '.join(f'{n} {w}' for w, n in collections.Counter(landed).items()))
+  assert len(landed) >= min(KILLS, 2), f'only {len(landed)} kill(s) landed before the run ended'   # one of each kind
   proc = start(workdir)                   # the same command finishes the run
   _, err = proc.communicate(timeout=900)
   assert proc.returncode == 0, err[-3000:]

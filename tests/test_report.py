@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
+from ktm import metrics as metrics_lib
 from ktm.report import build, runs as runs_lib, stats, tables
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -131,11 +132,22 @@ def test_read_curves_keeps_last_row_of_a_repeated_step(tmp_path):
   write_run(tmp_path, {'ktm': {}}, metrics=[
       {'step': 0, 'eval_return/A': 1.0}, {'step': 1000, 'eval_return/A': 2.0, 'critic_loss': 3.0},
       {'step': 500, 'critic_loss': 1.0}, {'step': 1000, 'eval_return/A': 5.0}, {'step': 2000, 'eval_return/A': 4.0}])
-  steps, returns = runs_lib.read_curves(os.path.join(tmp_path, 'metrics.jsonl'))['A']
+  steps, returns = runs_lib.curves_of(metrics_lib.read_rows(os.path.join(tmp_path, 'metrics.jsonl')))['A']
   np.testing.assert_array_equal(steps, [0, 1000, 2000])
   np.testing.assert_array_equal(returns, [1.0, 5.0, 4.0])
   run, = runs_lib.load_run(str(tmp_path))          # no results.json: the metric comes from the curve
   assert run.returns == {'A': 5.0} and not run.complete and run.label == 'KTM'
+
+
+def test_a_run_read_while_it_writes_its_last_line_skips_that_line_with_one_warning(tmp_path, capsys):
+  write_run(tmp_path, {'ktm': {}}, metrics=[{'step': 0, 'eval_return/A': 1.0}, {'step': 1000, 'eval_return/A': 2.0}])
+  with open(os.path.join(tmp_path, 'metrics.jsonl'), 'a') as f:
+    f.write('{"step": 2000, "eval_return/A": 9')           # the writer's next row, half written
+  run, = runs_lib.load_run(str(tmp_path))
+  np.testing.assert_array_equal(run.curves['A'][0], [0, 1000])
+  assert run.returns == {'A': 2.0}
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and err[0].startswith(f'warning: {tmp_path}') and 'last line' in err[0]
 
 
 @pytest.mark.parametrize('ktm, label', [

@@ -122,22 +122,14 @@ def default_label(method: str, config: dict) -> str:
   return METHOD_LABELS.get(method, method) + next((_value_scaling(s) for s in sections if _value_scaling(s)), '')
 
 
-def read_curves(path: str, prefix: str = EVAL_PREFIX) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
-  """task -> (steps, values of `prefix`<task>) from a metrics.jsonl (default: the evaluation returns), the last row
-  of a repeated step (a resumed run logs again the evaluations after its last checkpoint), sorted by step; {} if
-  the file is absent."""
-  if not os.path.exists(path):
-    return {}
+def curves_of(rows: Sequence[dict], prefix: str = EVAL_PREFIX) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+  """task -> (steps, values of `prefix`<task>) from metrics.jsonl rows, the last row of a repeated step (a resumed
+  run logs again the evaluations after its last checkpoint), sorted by step."""
   by_task: Dict[str, Dict[int, float]] = {}
-  with open(path) as f:
-    for line in f:
-      line = line.strip()
-      if not line:
-        continue
-      row = json.loads(line)
-      for key, value in row.items():
-        if key.startswith(prefix) and value is not None:
-          by_task.setdefault(key[len(prefix):], {})[int(row['step'])] = float(value)
+  for row in rows:
+    for key, value in row.items():
+      if key.startswith(prefix) and value is not None:
+        by_task.setdefault(key[len(prefix):], {})[int(row['step'])] = float(value)
   curves = {}
   for task, points in by_task.items():
     steps = np.array(sorted(points), dtype=np.int64)
@@ -251,8 +243,8 @@ def load_run(spec: str) -> List[Run]:
     runs = []
     for i, m in enumerate(members):
       index = m.get('member', i)
-      metrics_path = os.path.join(_member_dir(path, index), 'metrics.jsonl')
-      curves = read_curves(metrics_path)
+      rows = metrics.read_rows(os.path.join(_member_dir(path, index), 'metrics.jsonl'))
+      curves = curves_of(rows)
       if m.get('unfinished'):
         returns, teacher = {t: float(np.max(r)) for t, (_, r) in curves.items()}, {}
       else:
@@ -260,10 +252,11 @@ def load_run(spec: str) -> List[Run]:
       runs.append(Run(f'{path}#member{index}', _member_label(method, config, members, i, label), method,
                       benchmark, m.get('seed'), returns, teacher, curves, config,
                       m.get('wall_seconds', results.get('wall_seconds')), not m.get('unfinished'),
-                      dict(_swept(m)), **about, trust=read_curves(metrics_path, TRUST_PREFIX),
+                      dict(_swept(m)), **about, trust=curves_of(rows, TRUST_PREFIX),
                       success=_task_success(m.get('tasks', []))))
     return runs
-  curves = read_curves(os.path.join(path, 'metrics.jsonl'))
+  rows = metrics.read_rows(os.path.join(path, 'metrics.jsonl'))
+  curves = curves_of(rows)
   if results is not None:
     returns, teacher = _task_returns(results.get('tasks', []))
   elif curves:
@@ -272,7 +265,7 @@ def load_run(spec: str) -> List[Run]:
     raise FileNotFoundError(f'{path} has neither results.json nor evaluations in metrics.jsonl')
   return [Run(path, label or default_label(method, config), method, benchmark, seed_of(config), returns, teacher,
               curves, config, (results or {}).get('wall_seconds'), results is not None, {}, **about,
-              trust=read_curves(os.path.join(path, 'metrics.jsonl'), TRUST_PREFIX),
+              trust=curves_of(rows, TRUST_PREFIX),
               success=_task_success((results or {}).get('tasks', [])))]
 
 
