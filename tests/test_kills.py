@@ -95,8 +95,8 @@ def kill_at_some_moment(workdir, rng, aim):
 def final(workdir):
   """The student (every member) and each member's teacher set."""
   _, learner, _ = restore.restore(workdir)
-  sets = [teachers.load(sweep_members.member_dir(os.path.join(workdir, 'teachers_run'), m), make_suite('pendulum_group'))
-          for m in range(SEEDS)]
+  suite = make_suite('pendulum_group')
+  sets = [teachers.load(sweep_members.member_dir(os.path.join(workdir, 'teachers_run'), m), suite) for m in range(SEEDS)]
   return [learner] + [x for s in sets for x in (s.states, s.buffer)]
 
 
