@@ -96,7 +96,8 @@ def final(workdir):
   """The student (every member) and each member's teacher set."""
   _, learner, _ = restore.restore(workdir)
   suite = make_suite('pendulum_group')
-  sets = [teachers.load(sweep_members.member_dir(os.path.join(workdir, 'teachers_run'), m), suite) for m in range(SEEDS)]
+  teacher_run = os.path.join(workdir, 'teachers_run')
+  sets = [teachers.load(sweep_members.member_dir(teacher_run, m), suite) for m in range(SEEDS)]
   return [learner] + [x for s in sets for x in (s.states, s.buffer)]
 
 
