@@ -4,8 +4,10 @@
 # holds (a run directory has one writer: ktm/lock.py). A worker takes the jobs marked with its core (or none) first,
 # in order, then the other core's. Processes end with the session that started them: start both workers again
 # each sitting (`results/evidence_queue.sh 1 &`, then `results/evidence_queue.sh 0 &`); every run resumes from its
-# last checkpoint (at most one evaluation interval, 5k epochs, is lost). R (run directories) and the metaworld copy
-# MW are the workplace VM's; results/<benchmark>_trust/README.md names which outputs came from it.
+# last checkpoint (at most one evaluation interval, 5k epochs, is lost) while the VM keeps /work/runs; on a fresh
+# machine every job starts over (teacher sets too: they train bit-identically to the committed ones). R (run
+# directories) and the metaworld copy MW are the workplace VM's; results/<benchmark>_trust/README.md names which
+# outputs came from it.
 # Benchmark A's KTM-DRL, w/o Offline and SAC-MT have 2 committed seeds (results/benchmark_a_cpu/, on the same
 # teachers: teacher training is bit-reproducible); the *_seed2 jobs add their third seed as a single run.
 # Usage: evidence_queue.sh CORE. Each job: CORE|TEACHERS|NAME|PYTHONPATH|COMMAND.
@@ -19,6 +21,7 @@ R=/work/runs; TA=$R/teachers_a_cpu; TB=$R/teachers_b_cpu; TM=$R/teachers_mt10_cp
 BAD="--corrupt_teachers=HalfCheetahBigLeg=random,HalfCheetahSmallFoot=adversarial"
 K=experiments/run_ktm.py; BL=experiments/run_baseline.py; T=experiments/train_teachers.py
 JOBS=(
+  "1||teachers_b_cpu||$T --preset=cpu --benchmark=benchmark_b"
   "1|$TB|ktm_plus_vn_b||$K --preset=cpu_plus --benchmark=benchmark_b --value_norm=scale --seeds=2"
   "0|$TB|ktm_plus_b||$K --preset=cpu_plus --benchmark=benchmark_b --seeds=2"
   "1||teachers_mt10_cpu|$MW|$T --preset=mt10_cpu --seeds=2"
@@ -43,6 +46,8 @@ ORDER=()
 for job in "${JOBS[@]}"; do [ "${job%%|*}" != "$((1 - CORE))" ] && ORDER+=("$job"); done
 for job in "${JOBS[@]}"; do [ "${job%%|*}" == "$((1 - CORE))" ] && ORDER+=("$job"); done
 mkdir -p $R/logs
+# A fresh machine (the VM is not always kept between sittings) has no metaworld copy: MT10's jobs need one.
+[ -d $MW/metaworld ] || /work/venv/bin/pip install -q --no-deps --target $MW metaworld==3.1.1 >> $R/logs/mw.log 2>&1
 for pass in $(seq 1 200); do
   left=0
   for job in "${ORDER[@]}"; do

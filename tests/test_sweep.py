@@ -27,6 +27,10 @@ SWEEP = sweep_lib.grid(3, 2, ['actor_lr=0.0003,0.001'])      # seeds 3, 4, 3, 4
 # Measured after 300 TD3 updates of 16-16 networks: max |diff| 1.2e-7 in parameters, 4.8e-7 in replay rows; env
 # states follow the actions, so they are compared as floats within the same tolerance.
 ATOL = 1e-5
+# Physics carries those roundings along a trajectory and the pendulums amplify them: rows late in the replay and env
+# states differ more than parameters, and by how much depends on the CPU's kernels (sharded vs unsharded sweep after
+# 100 steps: within ATOL on Zen 4 and Zen 5; on a Zen 3, 2 of 6,400 replay entries differ by 2.4e-5 at steps 63-64).
+TRAJECTORY_ATOL = 1e-4
 
 
 @pytest.fixture(scope='module')
@@ -157,13 +161,18 @@ def host_devices_env(count):
 
 def test_sharded_over_four_devices_equals_unsharded(runs, tmp_path):
   """The 4-member sweep split over 4 devices (a subprocess with 4 host devices) equals the same sweep on one device
-  (this process, `runs`) within ATOL; and unsharded members equal single runs (the test above)."""
+  (this process, `runs`): parameters within ATOL, replay and env states within TRAJECTORY_ATOL; and unsharded members
+  equal single runs (the test above)."""
   out = tmp_path / 'sharded.npz'
   proc = subprocess.run([sys.executable, '-c', SHARDED, str(out)], cwd=ROOT, env=host_devices_env(4),
                         capture_output=True, text=True, timeout=900)
   assert proc.returncode == 0, proc.stderr[-3000:]
   saved = np.load(out)
-  assert_close([saved[f'arr_{i}'] for i in range(len(saved.files) - 1)], leaves(runs['swept']), ATOL)
+  sharded = [saved[f'arr_{i}'] for i in range(len(saved.files) - 1)]
+  unsharded = runs['swept']
+  learner = len(leaves(unsharded.learner))
+  assert_close(sharded[:learner], leaves(unsharded.learner), ATOL)
+  assert_close(sharded[learner:], leaves(unsharded.replace(learner=None)), TRAJECTORY_ATOL)
   np.testing.assert_allclose(saved['returns'], np.asarray([h['returns'] for h in runs['history']]), atol=1e-2)
 
 
