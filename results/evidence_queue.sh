@@ -22,6 +22,7 @@ BAD="--corrupt_teachers=HalfCheetahBigLeg=random,HalfCheetahSmallFoot=adversaria
 K=experiments/run_ktm.py; BL=experiments/run_baseline.py; T=experiments/train_teachers.py
 JOBS=(
   "1||teachers_b_cpu||$T --preset=cpu --benchmark=benchmark_b"
+  "0||td3_mt_taskid_b||$BL --method=td3_mt --benchmark=benchmark_b+task_id --preset=cpu --seeds=2 --train_teachers=false"
   "1|$TB|ktm_plus_vn_b||$K --preset=cpu_plus --benchmark=benchmark_b --value_norm=scale --seeds=2"
   "0|$TB|ktm_plus_b||$K --preset=cpu_plus --benchmark=benchmark_b --seeds=2"
   "1||teachers_mt10_cpu|$MW|$T --preset=mt10_cpu --seeds=2"

@@ -314,3 +314,31 @@ def test_teacher_results_count_env_steps_as_steps_times_e():
   rows = teachers.summarize(('A', 'B'), [{'returns': [[1.0, 3.0], [2.0, 2.0]]}], 100, 5.0, num_envs=4)
   assert [(r['name'], r['steps'], r['env_steps'], r['best_return']) for r in rows] == [('A', 100, 400, 2.0),
                                                                                       ('B', 100, 400, 2.0)]
+
+
+# ---- where an epoch's time goes on a CPU: why E envs per task do not halve the time to a score here ----
+
+def test_on_a_cpu_the_updates_take_an_epoch_so_e_envs_at_the_same_updates_per_env_step_are_not_2x_faster():
+  """The quick teachers' size (pendulum_group, K = 4 TD3 learners, 64-64, batch 256 per task, 3 updates per env step:
+  fewer did not learn in the same env steps, README time to score), timed as `benchmarks.epoch_split` does: at E = 1
+  collecting (env steps into the replay) is under a quarter of an epoch, the updates the rest; so E = 4 envs per task
+  at the same 3 updates per env step (12 per epoch) cost at least half as much per env step as E = 1, and many envs
+  cannot make a score 2x sooner on a CPU (issue 27's target). Measured on the 2-core AMD EPYC (Zen 3, one core):
+  collect share 0.134 and 0.148, E = 4 1.17x and 1.13x faster per env step (two runs). The cost model it shows: an
+  epoch = collect(E) + updates x update, with update >> collect(1) on a CPU (FLOP-bound); on a GPU the update of K
+  learners is ~0.3 ms and the balance differs."""
+  from benchmarks.methods import make, seconds_per_epoch
+  from ktm import presets
+  quick = presets.TEACHERS['quick']
+  per_env_step, collect_share = {}, None
+  for num_envs in (1, 4):
+    suite = make_suite('pendulum_group', num_envs=num_envs)
+    updates = quick['schedule']['updates_per_step'] * num_envs          # the same updates per env step
+    method = make('ideal', suite, dict(quick, schedule=dict(quick['schedule'], start_steps=0,
+                                                             updates_per_step=updates)), 2_000, None, None)
+    full = seconds_per_epoch(method, suite, None, 0, 10, 3, 3)
+    per_env_step[num_envs] = full / num_envs
+    if num_envs == 1:
+      collect_share = seconds_per_epoch(method, suite, None, 0, 10, 3, 3, learn=False) / full
+  assert collect_share < 0.25, collect_share
+  assert per_env_step[1] / per_env_step[4] < 2.0, per_env_step
