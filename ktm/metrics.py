@@ -80,6 +80,15 @@ def _rows(path: str, header: list, body: list, step_of) -> list:
   return rows
 
 
+def _complete_lines(path: str, lines: List[str], what: str) -> List[str]:
+  """`lines` without a last line that has no newline (a write cut off, or still going), with one warning naming
+  the file and `what` was done with it."""
+  if lines and not lines[-1].endswith('\n'):
+    print(f'warning: {path}: {what}', file=sys.stderr)
+    return lines[:-1]
+  return lines
+
+
 def drop_rows_after(workdir: str, step: int) -> None:
   """Makes WORKDIR's metrics.jsonl / metrics.csv hold exactly the rows logged up to `step` (the checkpoint a run
   resumes from; 0 for a fresh start), so that the evaluations after it, which the resumed run logs again, appear
@@ -91,11 +100,7 @@ def drop_rows_after(workdir: str, step: int) -> None:
       continue
     with open(path, newline='') as f:
       lines = f.readlines()
-    torn = bool(lines) and not lines[-1].endswith('\n')
-    if torn:
-      print(f'warning: {path}: dropped its last line, cut off when the run was stopped while writing it',
-            file=sys.stderr)
-    complete = lines[:-1] if torn else lines
+    complete = _complete_lines(path, lines, 'dropped its last line, cut off when the run was stopped while writing it')
     header, body = ([], complete) if name.endswith('.jsonl') else (complete[:1], complete[1:])
     step_of = (lambda l: int(json.loads(l)['step'])) if name.endswith('.jsonl') else \
         (lambda l: int(next(csv.reader([l]))[0]))
@@ -112,15 +117,12 @@ def drop_rows_after(workdir: str, step: int) -> None:
 def read_rows(path: str) -> List[dict]:
   """The rows of a metrics.jsonl, [] if it is absent. A reader may meet the file while its run writes it (or after a
   kill cut the last write short): a last line without its newline is skipped with one warning naming the file, as
-  the run itself drops it when it resumes (`repair`)."""
+  the run itself drops it when it resumes (`drop_rows_after`)."""
   if not os.path.exists(path):
     return []
   with open(path) as f:
-    lines = f.readlines()
-  if lines and not lines[-1].endswith('\n'):
-    print(f'warning: {path}: skipped its last line, not yet complete (the run is writing it, or was stopped while '
-          'writing it)', file=sys.stderr)
-    lines = lines[:-1]
+    lines = _complete_lines(path, f.readlines(), 'skipped its last line, not yet complete (the run is writing it, '
+                            'or was stopped while writing it)')
   return [json.loads(line) for line in lines if line.strip()]
 
 
