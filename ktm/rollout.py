@@ -61,24 +61,32 @@ def evaluate_episodes(policy_fn: PolicyFn, params: Any, key: jax.Array, suite: S
                       ) -> Tuple[jnp.ndarray, jnp.ndarray]:
   """ONE episode in each of the suite's K x E envs (E = episodes per task): (returns [K, E], success [K, E]).
 
-  Runs `suite.episode_length` steps; an env's episode ends at its first `done`. success (the Meta-World protocol):
-  1.0 where the env reported info['success'] at any step of the episode, 0.0 where it reported only failures, NaN
-  where it reported nothing (StepOutput.success).
+  Runs up to `suite.episode_length` steps, with step t's policy key the t-th of split(key, episode_length); an env's
+  episode ends at its first `done`, and the loop stops once every env's has ended (a `lax.while_loop`: an untrained
+  pendulum falls within tens of steps, so its evaluation no longer pays for 1000 steps of physics; the returns are
+  the same as running all `episode_length` steps). success (the Meta-World protocol): 1.0 where the env reported
+  info['success'] at any step of the episode, 0.0 where it reported only failures, NaN where it reported nothing
+  (StepOutput.success).
   """
-  def body(carry, step_key):
-    env_state, total, alive, success, reported = carry
-    env_state, out = suite.step(env_state, policy_fn(params, env_state.obs, step_key))
+  def body(carry):
+    t, env_state, total, alive, success, reported = carry
+    env_state, out = suite.step(env_state, policy_fn(params, env_state.obs, step_keys[t]))
     total = total + jnp.where(alive, out.reward, 0.0)
     success = success | (alive & (out.success == 1.0))
     reported = reported | (alive & jnp.isfinite(out.success))
-    return (env_state, total, alive & ~out.done, success, reported), None
+    return t + 1, env_state, total, alive & ~out.done, success, reported
+
+  def running(carry):
+    t, _, _, alive, _, _ = carry
+    return (t < suite.episode_length) & jnp.any(alive)
 
   reset_key, key = jax.random.split(key)
+  step_keys = jax.random.split(key, suite.episode_length)
   env_state = suite.reset(reset_key)
   shape = (suite.num_tasks, suite.num_envs)
   no = jnp.zeros(shape, bool)
-  init = (env_state, jnp.zeros(shape), jnp.ones(shape, bool), no, no)
-  (_, total, _, success, reported), _ = jax.lax.scan(body, init, jax.random.split(key, suite.episode_length))
+  init = (jnp.zeros((), jnp.int32), env_state, jnp.zeros(shape), jnp.ones(shape, bool), no, no)
+  _, _, total, _, success, reported = jax.lax.while_loop(running, body, init)
   return total, jnp.where(reported, success.astype(jnp.float32), jnp.nan)
 
 

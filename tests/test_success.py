@@ -57,6 +57,52 @@ def test_success_at_any_step_of_the_first_episode_per_env():
   assert np.isnan(success).all()
 
 
+class Counting(gymnasium.Env):
+  """obs [t]; reward 1 per step; terminates after `length` steps; counts every step() call."""
+
+  observation_space = Flag.observation_space
+  action_space = Flag.action_space
+
+  def __init__(self, length):
+    self.length, self.t, self.steps = length, 0, 0
+
+  def reset(self, seed=None, options=None):
+    super().reset(seed=seed)
+    self.t = 0
+    return np.array([0.0], np.float32), {}
+
+  def step(self, action):
+    self.t, self.steps = self.t + 1, self.steps + 1
+    return np.array([self.t], np.float32), 1.0, self.t == self.length, False, {}
+
+
+def test_evaluation_stops_when_every_episode_has_ended_with_the_returns_of_the_full_length():
+  """Episodes of 3 and 7 steps in an episode_length of 50: the envs are stepped 7 times, not 50; and on native
+  pendulums under a random policy the returns equal a plain scan over all episode_length steps bit for bit."""
+  envs = [Counting(3), Counting(7)]
+  suite = make_suite(custom.gym_suite('counting', [('Three', lambda: envs[0]), ('Seven', lambda: envs[1])]),
+                     num_envs=1, episode_length=50)
+  zero = lambda params, obs, key: jnp.zeros(obs.shape[:2] + (1,))
+  returns = jax.jit(lambda k: rollout.evaluate(zero, None, k, suite))(jax.random.key(0))
+  np.testing.assert_array_equal(returns, [[3.0], [7.0]])
+  assert [e.steps for e in envs] == [7, 7]
+
+  native = make_suite('pendulum_group', num_envs=2)
+  policy = lambda params, obs, key: jax.random.uniform(key, obs.shape[:2] + (native.act_size,), minval=-1, maxval=1)
+
+  def full_scan(key):   # the definition: every env's return up to its first done, over episode_length steps
+    def body(carry, step_key):
+      env_state, total, alive = carry
+      env_state, out = native.step(env_state, policy(None, env_state.obs, step_key))
+      return (env_state, total + jnp.where(alive, out.reward, 0.0), alive & ~out.done), None
+    reset_key, key = jax.random.split(key)
+    init = (native.reset(reset_key), jnp.zeros((4, 2)), jnp.ones((4, 2), bool))
+    return jax.lax.scan(body, init, jax.random.split(key, native.episode_length))[0][1]
+
+  key = jax.random.key(3)
+  np.testing.assert_array_equal(jax.jit(lambda k: rollout.evaluate(policy, None, k, native))(key), jax.jit(full_scan)(key))
+
+
 def test_success_rates_in_history_and_results_rows():
   success = np.array([[[1.0, 0.0, 1.0, 1.0], [np.nan] * 4], [[0.0, 0.0, np.nan, 1.0], [1.0, 1.0, 1.0, 1.0]]])
   np.testing.assert_array_equal(loop.success_rates(success, {}), [[0.75, np.nan], [1 / 3, 1.0]])   # NaN: none
