@@ -1,6 +1,10 @@
-"""Every registered method on the shared loop: crash + resume == uninterrupted (bit for bit, which also shows
-determinism: both runs start from the seed alone), the NaN guard, TD3-MT == KTM with alpha = 0, and a short learning
-run on pendulum_group that beats a random policy."""
+"""Every registered method on the shared loop: a short learning run on pendulum_group that beats a random policy and,
+resumed from its next-to-last checkpoint, ends bit for bit as it did; crash + resume == uninterrupted at tiny sizes
+(bit for bit, which also shows determinism: both runs start from the seed alone); the NaN guard, TD3-MT == KTM with
+alpha = 0."""
+
+import os
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -74,7 +78,9 @@ class CrashAfter(loop.Reporter):
       raise Crash
 
 
-@pytest.mark.parametrize('name', sorted(METHODS))
+# Each method with a learning run below also resumes there (from its next-to-last checkpoint, on the learning run's
+# compiled programs); here, at tiny sizes, KTM-DRL (a crash at its stage boundary) and, with KTM_SLOW=1, every method.
+@pytest.mark.parametrize('name', [n if n == 'ktm' else pytest.param(n, marks=pytest.mark.slow) for n in sorted(METHODS)])
 def test_resume_after_a_crash_equals_an_uninterrupted_run(name, suites, tiny_teachers, tmp_path):
   suite, eval_suite = suites
   method = build(name, suite, tiny_teachers.cfg)
@@ -245,22 +251,44 @@ def as_long_as_before(configs):
   return {field: {k: lengths.get(k, v) for k, v in kwargs.items()} for field, kwargs in configs.items()}
 
 
-def check_beats_a_random_policy(name, configs):
+# Checkpoints of the learning runs: the run resumed from its next-to-last one (100 epochs before its end) must end
+# as the uninterrupted run did.
+CHECKPOINT_AT = {'ideal': 700, 'a2c_mt': 100}
+
+
+def check_beats_a_random_policy(name, configs, workdir=None):
+  """The run's best return per task beats a uniform-random policy's by MARGIN. With `workdir`, the run checkpoints
+  (CHECKPOINT_AT, else every 900 epochs) and a copy of its directory without the last checkpoint (a kill right after
+  the one before) resumes: state and history equal the uninterrupted run's, bit for bit."""
   num_envs = NUM_ENVS.get(name, 1)
   suite = make_suite('pendulum_group', num_envs=num_envs)
   eval_suite = make_suite('pendulum_group', num_envs=5)
   method = build(name, suite, None, configs)
-  cfg = loop.LoopConfig(eval_every=100 if name == 'a2c_mt' else 1000, eval_episodes=5, num_envs=num_envs)
-  _, history, _ = train_one(method, suite, eval_suite, None, cfg)
+  cfg = loop.LoopConfig(eval_every=100 if name == 'a2c_mt' else 1000, eval_episodes=5, num_envs=num_envs,
+                        checkpoint_every=CHECKPOINT_AT.get(name, 900))
+  full_dir = None if workdir is None else os.path.join(workdir, 'full')
+  state, history, _ = loop.train(method, suite, eval_suite, None, cfg, full_dir)
   random_returns = np.asarray(rollout.evaluate(lambda p, obs, key: rollout.uniform_actions(key, eval_suite), None,
                                                jax.random.key(0), eval_suite)).mean(axis=1)
-  best = loop.best_returns(history)
+  best = loop.best_returns(loop.member_history(history, 0))
   assert np.all(best >= random_returns + MARGIN), (best, random_returns)
+  if workdir is None:
+    return
+  crashed = os.path.join(workdir, 'crashed')
+  shutil.copytree(full_dir, crashed)
+  manager = checkpoint.CheckpointManager(os.path.join(crashed, 'checkpoints'))
+  last, before = manager.all_steps()[:2]
+  manager.close()
+  shutil.rmtree(manager.step_directory(last))
+  resumed, resumed_history, _ = loop.train(method, suite, eval_suite, None, cfg, crashed)
+  assert last - before == 100 and int(resumed.stage) == len(method.stages())
+  assert tree_equal(resumed, state)
+  assert resumed_history == history
 
 
 @pytest.mark.parametrize('name', sorted(n for n in LEARN if n in METHODS))
-def test_short_run_beats_a_random_policy(name):
-  check_beats_a_random_policy(name, LEARN[name])
+def test_short_run_beats_a_random_policy_and_resumes_exactly(name, tmp_path):
+  check_beats_a_random_policy(name, LEARN[name], str(tmp_path))
 
 
 @pytest.mark.slow
