@@ -144,6 +144,10 @@ CASES = [
     # run_baseline.py: every method's configs, the method choice, the loop
     Case('baseline_no_method', B, QUICK, '--method is required'),
     Case('baseline_foreign_setting', B, QUICK + ('--method=sac_mt', '--n_steps=3'), 'has no setting --n_steps'),
+    Case('baseline_two_foreign_settings', B, QUICK + ('--method=td3_mt', '--alpha_lr=0.1', '--n_steps=3'),
+         r'^error: --method=td3_mt has no setting --alpha_lr, --n_steps \(see --helpfull\)$'),
+    Case('baseline_a2c_without_teachers_in_the_default_dir', B, QUICK + ('--method=a2c_mt', '--train_teachers=false'),
+         r'^error: no complete teacher set in .*train_teachers\.py'),
     Case('baseline_td3_mt_alpha', B, QUICK + ('--method=td3_mt', '--alpha=1'), 'alpha = 0'),
     Case('baseline_sac_negative_lr', B, QUICK + ('--method=sac_mt', '--actor_lr=-1'), 'actor_lr'),
     Case('baseline_sac_gamma_0', B, QUICK + ('--method=sac_mt', '--gamma=0'), 'gamma'),
@@ -198,7 +202,9 @@ CASES = [
     # the examples: user suites by module path, gym_policy.py
     Case('teachers_example_suite_missing_attribute', T, QUICK + ('--benchmark=examples.hopper_group:NOPE',), 'NOPE'),
     Case('teachers_example_suite_missing_module', T, QUICK + ('--benchmark=examples.no_such_module:SUITE',),
-         'no_such_module'),
+         'cannot import the module .*no_such_module'),
+    Case('teachers_user_suite_unknown_geom', T, QUICK + ('--benchmark={root}/bad_geom.py:SUITE',),
+         "Hopper has no geom 'torso'", setup='bad_geom_suite'),
     Case('teachers_user_suite_missing_file', T, QUICK + ('--benchmark={root}/missing.py:SUITE',), 'missing.py'),
     Case('gym_policy_missing_run', G, ('--run={root}/missing', '--task=InvertedPendulumLongPole'), 'missing'),
     Case('gym_policy_no_run_flag', G, ('--task=InvertedPendulumLongPole',), '--run'),
@@ -283,6 +289,13 @@ def _setup_bad_suite(root):
     f.write('from ktm.envs import custom\nSCALE = 2\nSUITE = custom.suite([]) if SCALE / 0 else None\n')
 
 
+def _setup_bad_geom_suite(root):
+  """{root}/bad_geom.py: a user suite file whose morphology edit names a geom the model lacks."""
+  from tests.test_user_suites import BAD_DEFINITIONS, PRELUDE  # pylint: disable=import-outside-toplevel
+  with open(os.path.join(root, 'bad_geom.py'), 'w') as f:
+    f.write(PRELUDE + 'SUITE = custom.suite("bad", [' + BAD_DEFINITIONS['unknown geom'][0] + '])\n')
+
+
 def _setup_corrupt_config(root):
   os.makedirs(os.path.join(root, 'run'))
   with open(os.path.join(root, 'run', 'config.json'), 'w') as f:
@@ -352,6 +365,7 @@ def _teardown(root):
 SETUPS = {'': lambda root: None, 'afile': _setup_afile, 'other_run': _setup_other_run,
           'other_teachers': _setup_other_teachers, 'corrupt_config': _setup_corrupt_config,
           'read_only': _setup_read_only, 'source_run': _setup_source_run, 'bad_suite': _setup_bad_suite,
+          'bad_geom_suite': _setup_bad_geom_suite,
           'valid_run': _setup_valid_run, 'valid_run_and_afile': _setup_valid_run_and_afile,
           'source_run_no_method': _setup_source_run_no_method, 'complete_teachers': _setup_complete_teachers,
           'empty_dir': lambda root: os.makedirs(os.path.join(root, 'empty'))}

@@ -1,4 +1,5 @@
-"""experiments/render.py: one video per task of a tiny trained run, frames = episode length, returns in the names."""
+"""experiments/render.py: one video per task of a tiny trained run, frames = episode length, returns in the names;
+without OpenGL one error line (its other bad inputs: test_bad_inputs.py's render_* cases)."""
 
 import ctypes.util
 import os
@@ -72,8 +73,3 @@ def test_no_opengl_backend_is_one_error_line(tiny_run, tmp_path):
   last = proc.stderr.strip().splitlines()[-1]
   assert proc.returncode == 1 and last.startswith('error: no OpenGL backend for offscreen rendering (MUJOCO_GL=glfw')
   assert 'apt-get install libosmesa6' in last and 'Traceback' not in proc.stderr
-
-
-def test_errors_for_a_missing_run_and_a_bad_length(tmp_path):
-  proc = _render([f'--checkpoint={tmp_path / "missing"}'])
-  assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1].startswith('error: no run directory')

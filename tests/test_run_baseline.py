@@ -1,5 +1,6 @@
 """run_baseline.py end to end (a tiny SAC-MT run with the teachers' ratio column, then evaluate.py on it) and its
-refusal of another method's flags."""
+refusal of another method's flags (test_bad_inputs.py's baseline_*foreign_setting* cases), a teacherless method
+without teachers."""
 
 import json
 import os
@@ -55,16 +56,8 @@ def test_sac_mt_run_writes_the_same_results_schema_and_evaluates(teacher_dir, tm
   assert proc.stdout.splitlines()[0].split() == ['task', 'student', 'teacher', 'ratio']
 
 
-def test_another_methods_flag_is_refused_before_any_work(tmp_path):
-  workdir = tmp_path / 'w'
-  proc = script('run_baseline.py', ['--method=td3_mt', f'--workdir={workdir}', '--alpha_lr=0.1', '--n_steps=3'] + TINY[:1])
-  assert proc.returncode != 0
-  assert proc.stderr.strip().splitlines()[-1] == ('error: --method=td3_mt has no setting --alpha_lr, --n_steps '
-                                                  '(see --helpfull)')
-  assert not workdir.exists()
-
-
-def test_without_train_teachers_a_teacherless_method_runs_alone_and_a2c_mt_is_refused(tmp_path):
+def test_without_train_teachers_a_teacherless_method_runs_alone(tmp_path):
+  """(A2C-MT, which needs teachers, is refused then: test_bad_inputs.py's baseline_a2c_without_teachers* cases.)"""
   workdir = tmp_path / 'sac'
   proc = script('run_baseline.py', ['--method=sac_mt', f'--workdir={workdir}', '--train_teachers=false'] + TINY)
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -72,9 +65,3 @@ def test_without_train_teachers_a_teacherless_method_runs_alone_and_a2c_mt_is_re
   rows = json.load(open(workdir / 'results.json'))['tasks']
   assert [r['name'] for r in rows] == list(make_suite('pendulum_group').task_names)
   assert all(r['teacher_return'] is None and r['ratio'] is None and r['student_return'] is not None for r in rows)
-  a2c = tmp_path / 'a2c'
-  proc = script('run_baseline.py', ['--method=a2c_mt', f'--workdir={a2c}', '--train_teachers=false'] + TINY[:1])
-  assert proc.returncode != 0
-  last = proc.stderr.strip().splitlines()[-1]
-  assert last.startswith('error: no complete teacher set in ') and 'train_teachers.py' in last, last
-  assert not (a2c / 'teachers_run').exists()
