@@ -11,6 +11,7 @@ import collections
 import glob
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -153,6 +154,8 @@ def test_sigkills_and_a_sigterm_then_resume_end_bit_identical(uninterrupted, tmp
     assert code == 130, f'exit {code}: the SIGTERM did not stop the run\n{err[-3000:]}'
     last = err.strip().splitlines()[-1]
     assert last.startswith('error: SIGTERM received: stopped at epoch') and 're-run the same command' in last
+    stopped = int(re.search(r'stopped at epoch ([\d,]+)', last).group(1).replace(',', ''))
+    assert os.path.isdir(os.path.join(workdir, 'checkpoints', str(stopped))), last    # the checkpoint it names
   proc = start(workdir)                   # the same command finishes the run
   out, err = proc.communicate(timeout=900)
   assert proc.returncode == 0, err[-3000:]
