@@ -3,11 +3,11 @@ examples/gym_policy; the example suites through --benchmark): each gives ONE `er
 problem, a non-zero exit, no traceback, within LIMIT_SECONDS, and leaves every file under the case's directory
 (workdir, teacher directory, run) as it was. Oversized settings (issue 26) are refused by ktm/resources.py.
 
-The cases of one script run in ONE subprocess (this file run as a script: the driver below), which imports the
-script, and for each case re-parses its flags (absl's through config_flags.parse_flags, as app.run would; argparse's
-in the example) and calls its main() with stdout/stderr captured at the file descriptor level and an alarm as a time
-limit, so a case that starts training fails the test instead of hanging. A few cases run the real command line
-(flag parsing, app.run) in their own subprocess.
+The cases run in ONE subprocess (this file run as a script: the driver below), which imports each script in turn
+(deleting the flags the one before defined), and for each case re-parses its flags (absl's through
+config_flags.parse_flags, as app.run would; argparse's in the example) and calls its main() with stdout/stderr
+captured at the file descriptor level and an alarm as a time limit, so a case that starts training fails the test
+instead of hanging. A few cases run the real command line (flag parsing, app.run) in their own subprocess.
 
 A case that needs validation in the training loop's files can be marked with `Case(..., xfail='needs loop-side
 validation (...)')` until that lands; none is marked now.
@@ -397,17 +397,18 @@ def argv(case: Case, root: str) -> List[str]:
   return args
 
 
-# ---- running: one driver subprocess per script for the in-process cases ----
+# ---- running: one driver subprocess for the in-process cases ----
 
-def _run_driver(script: str, jobs: List[Tuple[str, List[str]]]) -> Dict[str, dict]:
+def _run_driver(jobs: List[Tuple[str, str, List[str]]]) -> Dict[str, dict]:
+  """Every in-process case (script, case name, argv) in ONE driver subprocess."""
   with tempfile.TemporaryDirectory() as tmp:
     jobs_path, out_path = os.path.join(tmp, 'jobs.json'), os.path.join(tmp, 'out.json')
     with open(jobs_path, 'w') as f:
       json.dump(jobs, f)
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), script, jobs_path, out_path], cwd=tmp,
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), jobs_path, out_path], cwd=tmp,
                           capture_output=True, text=True, timeout=CASE_SECONDS * len(jobs) + 120,
                           env=dict(os.environ, JAX_PLATFORMS='cpu'))
-    assert os.path.exists(out_path), f'driver for {script} failed:\n{proc.stderr[-3000:]}'
+    assert os.path.exists(out_path), f'the driver failed:\n{proc.stderr[-3000:]}'
     with open(out_path) as f:
       return json.load(f)
 
@@ -438,11 +439,8 @@ def results(tmp_path_factory):
     prepared[case.name] = (root, argv(case, root), snapshot(root))
   out = {}
   try:
-    for script in (T, K, B, E, V, R, G):
-      jobs = [(c.name, prepared[c.name][1]) for c in CASES
-              if c.script == script and not c.cli and c.name in prepared]
-      if jobs:
-        out.update(_run_driver(script, jobs))
+    out.update(_run_driver([(c.script, c.name, prepared[c.name][1]) for c in CASES
+                            if not c.cli and c.name in prepared]))
     for case in CASES:
       if case.cli and case.name in prepared:
         out[case.name] = _run_cli(case.script, prepared[case.name][1])
@@ -653,26 +651,33 @@ def _run_case(main: Callable[[List[str]], Any], args: List[str]) -> dict:
   return dict(rc=rc, stderr=captured.read(), stdout='', seconds=time.monotonic() - start)
 
 
-def _driver(script: str, jobs_path: str, out_path: str) -> None:
+def _driver(jobs_path: str, out_path: str) -> None:
+  """Runs every in-process case, a script's cases after each other: before a script is imported, the flags the one
+  before defined are deleted (the scripts define flags of the same names), absl's own and config_flags' stay."""
   import importlib  # pylint: disable=import-outside-toplevel
   sys.path.insert(0, ROOT)
-  from absl import flags  # pylint: disable=import-outside-toplevel
+  from absl import app, flags, logging  # pylint: disable=import-outside-toplevel,unused-import
   from experiments import config_flags  # pylint: disable=import-outside-toplevel
-  if script in EXAMPLES:           # argparse: main(argv)
-    module = importlib.import_module(f'examples.{script}')
-    main = lambda args: module.main([script] + args)
-  else:                            # absl: flags parsed afresh for every case; report.py reads its runs from argv
-    module = importlib.import_module(f'experiments.{script}')
-
-    def main(args):
-      flags.FLAGS.unparse_flags()
-      module.main(config_flags.parse_flags([module.__name__] + args))   # a bad flag: one line, exit 2
+  shared = set(flags.FLAGS)        # absl's own flags (app's, logging's): imported first, defined once
   with open(jobs_path) as f:
     jobs = json.load(f)
-  out = {name: _run_case(main, args) for name, args in jobs}
+  out = {}
+  for script in dict.fromkeys(s for s, _, _ in jobs):
+    for name in set(flags.FLAGS) - shared:
+      delattr(flags.FLAGS, name)
+    if script in EXAMPLES:           # argparse: main(argv)
+      module = importlib.import_module(f'examples.{script}')
+      main = lambda args, module=module, script=script: module.main([script] + args)
+    else:                            # absl: flags parsed afresh for every case; report.py reads its runs from argv
+      module = importlib.import_module(f'experiments.{script}')
+
+      def main(args, module=module):
+        flags.FLAGS.unparse_flags()
+        module.main(config_flags.parse_flags([module.__name__] + args))   # a bad flag: one line, exit 2
+    out.update({name: _run_case(main, args) for s, name, args in jobs if s == script})
   with open(out_path, 'w') as f:
     json.dump(out, f)
 
 
 if __name__ == '__main__':
-  _driver(*sys.argv[1:4])
+  _driver(*sys.argv[1:3])

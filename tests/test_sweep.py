@@ -19,7 +19,8 @@ from ktm.runs import run_config, sweep_members
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = presets.TEACHERS['tiny']
 SCHEDULE = dict(TINY['schedule'], steps=100, start_steps=40, replay_capacity=100)
-LOOP = loop.LoopConfig(**{**TINY['loop'], 'eval_every': 50, 'checkpoint_every': 50, 'seed': 3})
+# Evaluations and checkpoints at 60 and 100: every learning chunk is chunk_steps (20) long, one program per run kind.
+LOOP = loop.LoopConfig(**{**TINY['loop'], 'eval_every': 60, 'checkpoint_every': 60, 'seed': 3})
 EPISODE = 50
 SWEEP = sweep_lib.grid(3, 2, ['actor_lr=0.0003,0.001'])      # seeds 3, 4, 3, 4
 # vmap over S members turns every matmul into a batched dot (and every reduction over [S, B]), whose XLA:CPU kernels
@@ -121,7 +122,7 @@ def test_sweep_resumed_after_a_kill_is_bit_identical(setup, tmp_path):
 
   class CrashAfter(loop.Reporter):
     def chunk(self, stage_name, global_epoch, metrics, returns):
-      if global_epoch > 50:
+      if global_epoch > 60:     # after the checkpoint at 60
         raise Crash
 
   full, full_history, _ = loop.train(method, suite, eval_suite, None, LOOP, str(tmp_path / 'full'), sweep=sweep)
