@@ -267,12 +267,13 @@ def read_rows(workdir):
 
 
 def test_a_run_with_an_adversarial_teacher_records_it_and_audits_its_critic_as_the_complement(teacher_dir, tmp_path):
-  """tiny_plus on tiny teachers with teacher 1's critic negated: config.json records the corruption, the logged
-  audit of teacher 1 is 1 - its clean audit (computed here from the set on disk), every other teacher's is its
-  clean audit, and the logged trust is the gate audit >= 0.75 in the offline stage."""
+  """tiny_plus on tiny teachers with teacher 1's critic negated, its offline stage only (the online trust:
+  test_trusted_online_epochs_*): config.json records the corruption, the logged audit of teacher 1 is 1 - its clean
+  audit (computed here from the set on disk), every other teacher's is its clean audit, and the logged trust is the
+  gate audit >= 0.75 in the offline stage."""
   workdir = str(tmp_path / 'run')
   main_in_process([f'--workdir={workdir}', f'--teacher_dir={teacher_dir}', '--preset=tiny_plus',
-                   '--corrupt_teachers=InvertedPendulumLongPole=adversarial', '--online_epochs=50',
+                   '--corrupt_teachers=InvertedPendulumLongPole=adversarial', '--online_epochs=0',
                    '--progress_bar=false', '--tensorboard=false'])
   with open(os.path.join(workdir, 'config.json')) as f:
     assert json.load(f)['ktm']['corrupt_teachers'] == 'InvertedPendulumLongPole=adversarial'
