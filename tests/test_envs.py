@@ -60,20 +60,13 @@ def test_big_torso_mass_from_capsule_formula():
   assert np.all(big.body_mass[2:] < original.body_mass[2:])
 
 
-def jit_physics(fn):
-  """`jax.jit` for MJX physics programs, at LLVM -O0: they are large (an MJX HalfCheetah group's step and reset) and
-  at -O0 compile faster than at the tests' -O1 (this test and test_envs_parity's MJX one: 55 s -> 42 s on a Zen 3),
-  in the last bits of float32 rounding, far inside the MJX tolerances."""
-  return jax.jit(fn, compiler_options={'xla_backend_optimization_level': 0})
-
-
 def _random_actions(rng, suite):
   return jnp.asarray(rng.uniform(-1, 1, (suite.num_tasks, suite.num_envs, suite.act_size)),
                      jnp.float32)
 
 
-def _rollout(suite, state, actions_seq, jit=jax.jit):
-  step = jit(suite.step)
+def _rollout(suite, state, actions_seq):
+  step = jax.jit(suite.step)
   outs = []
   for a in actions_seq:
     state, out = step(state, a)
@@ -106,7 +99,7 @@ def test_mjx_and_native_agree_on_halfcheetah_group():
   actions = [_random_actions(rng, native) for _ in range(3)]
   _, out_n = _rollout(native, native.reset(key), actions)
   # MJX's reset jitted: run eagerly it compiles ~1000 small programs (147 s -> 45 s for this test here)
-  _, out_m = _rollout(mjx, jit_physics(mjx.reset)(key), actions, jit_physics)
+  _, out_m = _rollout(mjx, jax.jit(mjx.reset)(key), actions)
   np.testing.assert_allclose(out_m.reward, out_n.reward, rtol=2e-3, atol=2e-3)
   np.testing.assert_allclose(out_m.next_obs, out_n.next_obs, rtol=2e-3, atol=2e-3)
 

@@ -26,7 +26,6 @@ import pytest
 from ktm.envs import make_suite
 from ktm.envs import models as models_lib
 from ktm.envs import native
-from tests.test_envs import jit_physics
 
 warnings.filterwarnings('ignore', message='.*settotalmass.*')
 TASKS = ('Ant', 'Hopper', 'Walker2d', 'HalfCheetah', 'InvertedPendulum',
@@ -67,13 +66,12 @@ def gym_reference_step(env, qpos, qvel, action01):
 def suite_step_from(suite, qpos, qvel, action01):
   """One step of a single-task suite (K = E = 1) from (qpos, qvel) -> StepOutput."""
   # MJX's reset jitted: run eagerly it compiles hundreds of small programs (~40 s here)
-  mjx = suite.backend_name == 'mjx'
-  reset_to = jit_physics(suite.reset_to) if mjx else suite.reset_to
+  reset_to = jax.jit(suite.reset_to) if suite.backend_name == 'mjx' else suite.reset_to
   state = reset_to(jax.random.PRNGKey(0), (jnp.asarray(qpos, jnp.float32)[None, None],),
                    (jnp.asarray(qvel, jnp.float32)[None, None],))
   actions = np.zeros((1, 1, suite.act_size), np.float32)
   actions[0, 0, :action01.size] = action01
-  return (jit_physics if mjx else jax.jit)(suite.step)(state, jnp.asarray(actions))[1]
+  return jax.jit(suite.step)(state, jnp.asarray(actions))[1]
 
 
 def _check_parity(env, suite, rng, n_warmup, tol=None):
