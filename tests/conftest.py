@@ -19,9 +19,8 @@ os.environ['KTM_CACHE_CALLBACK_PROGRAMS'] = '1'
 # programs run slower (test_methods' time outside compiles: 33 s -> 64 s), and the suite as a whole takes a quarter
 # less (2-core Zen 3, cold: 576 s at -O1 -> 421 s at -O0 with the test cuts of the same sitting). An earlier -O0
 # trial (before the flags below were added) moved test_policy's 200-step HalfCheetah trajectory past its 1e-4; with
-# them it passes.
-# Results differ from the experiments' (XLA's default -O2) in rounding, so tests hold numbers to tolerances and
-# bit-exactness to runs under the same flags, as everywhere.
+# them it passes. Results differ from the experiments' (XLA's default -O2) in rounding, so tests hold numbers to
+# tolerances and bit-exactness to runs under the same flags, as everywhere.
 # XLA:CPU's legacy elemental emitters (not the MLIR fusion emitters) and LLVM without its expensive passes compile
 # faster again at the same run time (measured at -O1: four TD3/SAC programs 6.7 s -> 3.7 s). One LLVM module per
 # program instead of XLA:CPU's parallel codegen split: on a worker that has one core the split only adds modules to

@@ -657,7 +657,7 @@ def _run_case(main: Callable[[List[str]], Any], args: List[str]) -> dict:
 
 def _driver(jobs_path: str, out_path: str) -> None:
   """Runs every in-process case, a script's cases after each other: before a script is imported, the flags the one
-  before defined are deleted (the scripts define flags of the same names), absl's own and config_flags' stay."""
+  before defined are deleted (the scripts define flags of the same names); absl's own stay."""
   import importlib  # pylint: disable=import-outside-toplevel
   sys.path.insert(0, ROOT)
   from absl import app, flags, logging  # pylint: disable=import-outside-toplevel,unused-import
