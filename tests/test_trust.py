@@ -291,9 +291,10 @@ def test_a_run_with_an_adversarial_teacher_records_it_and_audits_its_critic_as_t
 
 @pytest.mark.slow
 def test_the_audit_drops_a_random_and_an_adversarial_teacher_and_keeps_the_experts(tmp_path):
-  """Expert pendulum teachers (quick preset, ~2 min), two of them corrupted: the audit keeps the experts (>= 0.8)
-  and drops the random (a coin: 0.35-0.65) and the adversarial teacher (<= 0.3); the trusted student is then at
-  >= 900 on the two clean tasks when the offline stage ends, and its online trust in the dropped teachers is 0."""
+  """Expert pendulum teachers (quick preset; 8 min at the tests' -O0 on a 2-core Zen 3), two of them corrupted: the
+  audit keeps the experts (>= 0.8) and drops the random (a coin: 0.35-0.65) and the adversarial teacher (<= 0.3);
+  the trusted student is then at >= 900 on the two clean tasks when the offline stage ends, and its online trust in
+  the dropped teachers is 0."""
   workdir = str(tmp_path / 'run')
   main_in_process([f'--workdir={workdir}', f'--teacher_dir={tmp_path / "teachers"}', '--preset=quick_plus',
                    '--corrupt_teachers=InvertedPendulumLongPole=random,InvertedPendulumHeavyPole=adversarial',
