@@ -3,6 +3,8 @@ sharded == unsharded, resume, refusals."""
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 
@@ -113,7 +115,11 @@ def test_members_equal_single_runs_and_one_trace_per_sweep(setup, runs):
   np.testing.assert_allclose(best[0], loop.best_returns(runs['single_history'])[0], atol=1e-3)
 
 
-def test_sweep_resumed_after_a_kill_is_bit_identical(setup, tmp_path):
+def test_sweep_resumed_after_a_kill_or_a_sigterm_is_bit_identical(setup, tmp_path):
+  """A crash after the checkpoint at 60 resumes from it; a SIGTERM in the first chunk stops the run at a chunk end
+  before the first regular checkpoint (60), with a checkpoint saved there (loop.Interrupted), and the run resumes
+  from it. Both end equal to the uninterrupted run. (tests/test_kills.py sends the scripts real signals; there the
+  SIGTERM's stop can coincide with a regular checkpoint.)"""
   method, suite, eval_suite = setup
   sweep = SWEEP     # the runs fixture's sweep: its programs are compiled already
 
@@ -125,13 +131,26 @@ def test_sweep_resumed_after_a_kill_is_bit_identical(setup, tmp_path):
       if global_epoch > 60:     # after the checkpoint at 60
         raise Crash
 
+  class TerminateAt20(loop.Reporter):
+    def chunk(self, stage_name, global_epoch, metrics, returns):
+      if global_epoch == 20:
+        handler = signal.getsignal(signal.SIGTERM)     # the loop's (on any other, SIGTERM would end this process)
+        assert type(getattr(handler, '__self__', None)).__name__ == '_StopSignals', handler
+        os.kill(os.getpid(), signal.SIGTERM)
+
   full, full_history, _ = loop.train(method, suite, eval_suite, None, LOOP, str(tmp_path / 'full'), sweep=sweep)
   with pytest.raises(Crash):
     loop.train(method, suite, eval_suite, None, LOOP, str(tmp_path / 'crashed'), CrashAfter(), sweep=sweep)
-  resumed, resumed_history, _ = loop.train(method, suite, eval_suite, None, LOOP, str(tmp_path / 'crashed'),
-                                           sweep=sweep)
-  assert_close(resumed, full, 0)
-  assert resumed_history == full_history
+  with pytest.raises(loop.Interrupted, match='SIGTERM received: stopped at epoch') as stop:
+    loop.train(method, suite, eval_suite, None, LOOP, str(tmp_path / 'terminated'), TerminateAt20(), sweep=sweep)
+  stopped = int(re.search(r'stopped at epoch (\d+)', str(stop.value)).group(1))
+  assert 20 <= stopped < LOOP.checkpoint_every, str(stop.value)
+  assert os.listdir(tmp_path / 'terminated' / 'checkpoints') == [str(stopped)]   # the SIGTERM's own
+  for workdir in ('crashed', 'terminated'):
+    resumed, resumed_history, _ = loop.train(method, suite, eval_suite, None, LOOP, str(tmp_path / workdir),
+                                             sweep=sweep)
+    assert_close(resumed, full, 0)
+    assert resumed_history == full_history
 
 
 SHARDED = r'''
