@@ -5,8 +5,8 @@
 # in order, then the other core's. Processes end with the session that started them: start both workers again
 # each sitting (`results/evidence_queue.sh 1 &`, then `results/evidence_queue.sh 0 &`); every run resumes from its
 # last checkpoint (at most one evaluation interval, 5k epochs, is lost) while the VM keeps /work/runs; on a fresh
-# machine every job starts over, teacher sets too. A teacher set trains bit-identically only on the CPU model it was
-# trained on: Benchmark B's, retrained here on the Zen 3 VM (2026-12-05), differs from results/benchmark_b_cpu/teachers
+# machine every job starts over, teacher sets too. Whether a teacher set retrains bit-identically depends on the CPU:
+# Benchmark B's, retrained here on the Zen 3 VM (2026-12-05, no AVX-512), differs from results/benchmark_b_cpu/teachers
 # from the first evaluation on (Ant 203 vs 184 at 5k steps) and ended elsewhere (best Hopper 1044 vs 606, Walker2d
 # 530 vs 852), so a student trained on it is compared with runs on the same set, not with the committed B tables. R (run
 # directories) and the metaworld copy MW are the workplace VM's; results/<benchmark>_trust/README.md names which
